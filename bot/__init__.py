@@ -1,0 +1,1 @@
+"""coalition-bot: one chat bot for a coalition campaign on Discord, Telegram and the console."""

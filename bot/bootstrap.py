@@ -1,0 +1,72 @@
+"""The composition root: builds every service once, in order, and closes them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from bot.campaign import Campaign
+from bot.dispatch import Dispatcher
+from bot.i18n import Catalogs
+from bot.identity import Identities, load_or_create_pepper
+from bot.ratelimit import FloodGuard
+from bot.services import Services
+from bot.settings import LANGUAGES, Settings
+from handlers import build_registry
+from storage.sqlite import SQLiteStorage
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@asynccontextmanager
+async def bootstrap(
+    settings: Settings, clock: Callable[[], datetime] = utc_now
+) -> AsyncIterator[tuple[Services, Dispatcher]]:
+    """Build storage, catalogs, identities, the registry and the dispatcher; close on exit."""
+    pepper = load_or_create_pepper(
+        settings.data_dir, settings.pepper.get_secret_value() if settings.pepper else None
+    )
+    storage = SQLiteStorage(settings.db_path)
+    await storage.open()
+    try:
+        campaign_id = await storage.ensure_campaign(settings.campaign_slug)
+        campaign = Campaign(
+            id=campaign_id,
+            slug=settings.campaign_slug,
+            zone=ZoneInfo(settings.campaign_timezone),
+            start=settings.campaign_start,
+            end=settings.campaign_end,
+            goal=settings.campaign_goal,
+            messages={
+                lang: settings.campaign_message(lang)
+                for lang in LANGUAGES
+                if settings.campaign_message(lang)
+            },
+        )
+        services = Services(
+            settings=settings,
+            storage=storage,
+            catalogs=Catalogs.load(default=settings.default_language),
+            identities=Identities(pepper),
+            registry=build_registry(),
+            campaign=campaign,
+            flood=FloodGuard(settings.rate_limit_commands, settings.rate_limit_seconds),
+            clock=clock,
+        )
+        log.info(
+            "ready: campaign %s, %d commands, storage %s",
+            campaign.slug,
+            len(services.registry),
+            settings.db_path.name,
+        )
+        yield services, Dispatcher(services)
+    finally:
+        await storage.close()

@@ -1,0 +1,101 @@
+"""The platform-neutral types every front-end and handler speaks: Invocation in, Reply out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from storage.base import Community, Volunteer
+
+
+class Platform(StrEnum):
+    """Where an invocation came from."""
+
+    CONSOLE = "console"
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+
+
+class ChatKind(StrEnum):
+    """A one-to-one chat with the bot, or a community (group, server channel)."""
+
+    PRIVATE = "private"
+    GROUP = "group"
+
+
+class Source(StrEnum):
+    """How the volunteer asked: a typed command, a button press, or plain text."""
+
+    COMMAND = "command"
+    BUTTON = "button"
+    TEXT = "text"
+
+
+class Visibility(StrEnum):
+    """Who sees a reply: everyone in the chat, or only the person who asked."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class ReplyKind(StrEnum):
+    """What a reply is, so an adapter can render it the platform's way."""
+
+    ANSWER = "answer"
+    BOARD = "board"
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A button under a reply; pressing it sends `action` back as a button invocation."""
+
+    label: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message for the platform to show; never holds platform objects."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    visibility: Visibility = Visibility.PUBLIC
+    kind: ReplyKind = ReplyKind.ANSWER
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One request from a person: who, where, which command, and what the platform hints.
+
+    Adapters fill the first part; the dispatcher adds the resolved locale, the stored
+    volunteer and community, and the parsed arguments before a handler sees it.
+    """
+
+    platform: Platform
+    user_id: str
+    chat_id: str
+    chat_kind: ChatKind
+    command: str
+    text: str = ""
+    source: Source = Source.COMMAND
+    language_hint: str | None = None
+    is_organizer: bool = False
+    dm_address: str | None = None
+    locale: str = "en"
+    args: dict[str, str] = field(default_factory=dict)
+    volunteer_key: bytes = b""
+    volunteer: Volunteer | None = None
+    community: Community | None = None
+
+    @property
+    def in_group(self) -> bool:
+        """Whether this happened in a community rather than a private chat."""
+        return self.chat_kind is ChatKind.GROUP
+
+
+def answer(text: str, *buttons: Button, private: bool = False) -> list[Reply]:
+    """Build the usual one-reply answer."""
+    visibility = Visibility.PRIVATE if private else Visibility.PUBLIC
+    return [Reply(text=text, buttons=buttons, visibility=visibility)]

@@ -1,0 +1,146 @@
+"""The command core: one Invocation in, replies out, the same for every front-end."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bot import i18n
+from bot.core import ChatKind, Invocation, Reply, Source, Visibility
+from bot.i18n import Raw, _
+from bot.ratelimit import Verdict
+from bot.registry import UsageError, fold, parse_args
+from bot.services import Services
+from bot.text import echo
+from storage.base import Community, Volunteer
+
+log = logging.getLogger(__name__)
+
+# Words that, sent alone in a private chat, turn reminders off.
+STOP_WORDS = frozenset(fold(w) for w in ("stop", "arrêt", "arret", "stopp", "توقف", "إيقاف"))
+
+
+def resolve_locale(
+    volunteer: Volunteer | None,
+    hint: str | None,
+    community: Community | None,
+    default: str,
+) -> str:
+    """The volunteer's choice, the platform's hint, the community's language, the default."""
+    if volunteer is not None and volunteer.language:
+        return volunteer.language
+    hinted = i18n.normalize(hint)
+    if hinted:
+        return hinted
+    if community is not None and community.language:
+        return community.language
+    return default or "en"
+
+
+def private(text: str) -> list[Reply]:
+    """One reply shown only to the person who asked."""
+    return [Reply(text=text, visibility=Visibility.PRIVATE)]
+
+
+class Dispatcher:
+    """Resolves who and which language, checks limits and rights, and calls the handler."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def handle(self, invocation: Invocation) -> list[Reply]:
+        """Answer one invocation; never raises for anything a user can send."""
+        services = self.services
+        key = services.identities.key(invocation.platform, invocation.user_id)
+        verdict = await services.flood.check(key)
+        if verdict is Verdict.QUIET:
+            log.debug("flood: dropped a %s on %s", invocation.source, invocation.platform)
+            return []
+        chat = invocation.chat_id if invocation.chat_kind is ChatKind.GROUP else None
+        volunteer, community = await services.storage.load_context(key, invocation.platform, chat)
+        locale = resolve_locale(
+            volunteer, invocation.language_hint, community, services.settings.default_language
+        )
+        with i18n.use(services.catalogs.get(locale)):
+            if verdict is Verdict.WARN:
+                return private(
+                    _(
+                        "You are sending commands too quickly. Please wait a few seconds, "
+                        "then try again."
+                    )
+                )
+            enriched = replace(
+                invocation,
+                locale=locale,
+                volunteer_key=key,
+                volunteer=volunteer,
+                community=community,
+            )
+            try:
+                return await self._route(enriched)
+            except Exception:
+                log.exception(
+                    "command /%s failed (%s, %s chat, via %s)",
+                    echo(invocation.command),
+                    invocation.platform,
+                    invocation.chat_kind,
+                    invocation.source,
+                )
+                return private(
+                    _(
+                        "Something went wrong on our side. Nothing you sent was lost; "
+                        "please try again in a moment."
+                    )
+                )
+
+    async def _route(self, invocation: Invocation) -> list[Reply]:
+        services = self.services
+        if invocation.source is Source.TEXT:
+            return await self._text(invocation)
+        command = services.registry.get(invocation.command)
+        if command is None:
+            return private(
+                _(
+                    "I don't know the command {command}. Send /help to see what I can do.",
+                    command=Raw("/" + echo(invocation.command)),
+                )
+            )
+        if command.organizer_only and not invocation.is_organizer:
+            return private(
+                _(
+                    "Sorry, only the campaign's organizers can use {command}.",
+                    command=Raw("/" + command.name),
+                )
+            )
+        if command.group_only and not invocation.in_group:
+            return private(
+                _(
+                    "{command} works only in a community group, not in a private chat.",
+                    command=Raw("/" + command.name),
+                )
+            )
+        try:
+            args = parse_args(command, invocation.text)
+        except UsageError as error:
+            usage = Raw(error.command.usage())
+            if error.value is None:
+                return private(_("Usage: {usage}", usage=usage))
+            return private(
+                _(
+                    "I did not understand “{value}”. Usage: {usage}",
+                    value=echo(error.value),
+                    usage=usage,
+                )
+            )
+        return await command.handler(replace(invocation, args=args), services)
+
+    async def _text(self, invocation: Invocation) -> list[Reply]:
+        """Plain text: stop words in private chats; elsewhere, chatter that is not for us."""
+        if invocation.in_group:
+            return []
+        if fold(invocation.text) in STOP_WORDS:
+            command = self.services.registry.get("reminders")
+            if command is not None:
+                stop = replace(invocation, command="reminders", args={"state": "off"})
+                return await command.handler(stop, self.services)
+        return private(_("I answer commands. Send /help to see them."))

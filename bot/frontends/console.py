@@ -1,0 +1,169 @@
+"""The console front-end: one simulated community with several volunteers, on the same core.
+
+Lines starting with `/` are commands, sent as the current volunteer in the current chat.
+Lines starting with `:` steer the simulation (`:help` lists them). Anything else is plain
+text, as a volunteer would type it. With a script on standard input it runs unattended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
+from bot.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+COMMUNITY = "console-community"
+META_HELP = """\
+:as NAME            speak as volunteer NAME (created on first use)
+:hint ar|fr|en|none the language the volunteer's app reports
+:organizer on|off   give or take the organizer role
+:private / :group   talk to the bot privately, or in the community
+:press N            press button N of the last answer
+:who                show who is speaking, where, and how
+:quit               leave"""
+
+
+@dataclass(slots=True)
+class Speaker:
+    """Who the console is speaking as, and where."""
+
+    name: str = "amina"
+    hint: str | None = None
+    organizer: bool = False
+    chat: ChatKind = ChatKind.GROUP
+    buttons: list[Button] = field(default_factory=list)
+
+
+class Console:
+    """Reads lines, turns them into invocations, prints the replies."""
+
+    def __init__(self, dispatcher: Dispatcher, out: TextIO = sys.stdout) -> None:
+        self.dispatcher = dispatcher
+        self.out = out
+        self.speaker = Speaker()
+
+    def _print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    async def run(self, source: TextIO = sys.stdin) -> None:
+        """Read lines until end of input or `:quit`."""
+        interactive = source.isatty()
+        if interactive:
+            self._print("coalition-bot console — type /help for commands, :help to steer.")
+        loop = asyncio.get_running_loop()
+        while True:
+            if interactive:
+                self.out.write(self._prompt())
+                self.out.flush()
+            line = await loop.run_in_executor(None, source.readline)
+            if not line:
+                break
+            if not await self.feed(line.rstrip("\r\n")):
+                break
+
+    def _prompt(self) -> str:
+        where = "private" if self.speaker.chat is ChatKind.PRIVATE else "group"
+        return f"{self.speaker.name}@{where} › "
+
+    async def feed(self, line: str) -> bool:
+        """Handle one input line; False means quit."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        if line.startswith(":"):
+            return await self._meta(line[1:])
+        self._print(f"{self.speaker.name} › {line}")
+        if line.startswith("/"):
+            name, _, rest = line[1:].partition(" ")
+            await self._send(name.split("@", 1)[0].lower(), rest.strip(), Source.COMMAND)
+        else:
+            await self._send("", line, Source.TEXT)
+        return True
+
+    async def _send(self, command: str, text: str, source: Source) -> None:
+        speaker = self.speaker
+        chat_id = COMMUNITY if speaker.chat is ChatKind.GROUP else f"dm-{speaker.name}"
+        invocation = Invocation(
+            platform=Platform.CONSOLE,
+            user_id=speaker.name,
+            chat_id=chat_id,
+            chat_kind=speaker.chat,
+            command=command,
+            text=text,
+            source=source,
+            language_hint=speaker.hint,
+            is_organizer=speaker.organizer,
+            dm_address=f"dm-{speaker.name}",
+        )
+        replies = await self.dispatcher.handle(invocation)
+        self._show(replies)
+
+    def _show(self, replies: list[Reply]) -> None:
+        if not replies:
+            self._print("  (no answer)")
+            return
+        buttons: list[Button] = []
+        for reply in replies:
+            if reply.kind is ReplyKind.BOARD:
+                head = "bot [board]:"
+            elif reply.visibility is Visibility.PRIVATE and self.speaker.chat is ChatKind.GROUP:
+                head = f"bot (only {self.speaker.name} sees this):"
+            else:
+                head = "bot:"
+            lines = reply.text.split("\n")
+            self._print(f"  {head} {lines[0]}")
+            for extra in lines[1:]:
+                self._print(f"    {extra}" if extra else "")
+            for button in reply.buttons:
+                buttons.append(button)
+                self._print(f"    [{len(buttons)}] {button.label}")
+        if buttons:
+            self.speaker.buttons = buttons
+
+    async def _meta(self, line: str) -> bool:
+        word, _, arg = line.strip().partition(" ")
+        arg = arg.strip()
+        speaker = self.speaker
+        if word in ("quit", "q", "exit"):
+            return False
+        if word == "as" and arg:
+            speaker.name, speaker.buttons = arg.split()[0], []
+        elif word == "hint":
+            speaker.hint = None if arg in ("", "none") else arg
+        elif word == "organizer" and arg in ("on", "off"):
+            speaker.organizer = arg == "on"
+        elif word == "private":
+            speaker.chat = ChatKind.PRIVATE
+        elif word == "group":
+            speaker.chat = ChatKind.GROUP
+        elif word == "press":
+            return await self._press(arg)
+        elif word == "who":
+            pass
+        else:
+            self._print(META_HELP)
+            return True
+        role = "organizer" if speaker.organizer else "volunteer"
+        self._print(
+            f"  (now: {speaker.name}, {role}, {speaker.chat} chat, "
+            f"language hint {speaker.hint or 'none'})"
+        )
+        return True
+
+    async def _press(self, arg: str) -> bool:
+        buttons = self.speaker.buttons
+        if not arg.isdigit() or not 1 <= int(arg) <= len(buttons):
+            self._print(f"  (no button {arg or '?'}: the last answer had {len(buttons)})")
+            return True
+        button = buttons[int(arg) - 1]
+        self._print(f"{self.speaker.name} › [presses “{button.label}”]")
+        command, _, rest = button.action.partition(" ")
+        await self._send(command, rest, Source.BUTTON)
+        return True

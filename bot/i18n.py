@@ -1,0 +1,176 @@
+"""Translations: gettext catalogs read with Babel, the reader's locale kept in a ContextVar.
+
+Handlers call `_()` and `ngettext()`; the dispatcher sets the locale once per invocation with
+`use()`. Placeholders are `{name}`; values are formatted for the locale (numbers with Babel)
+and, in right-to-left languages, wrapped in Unicode isolates so names and numbers keep
+their own direction. `Raw` values (URLs, mentions) are never wrapped.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+from babel import Locale
+from babel.dates import format_skeleton, format_time, get_timezone_name
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal, format_percent
+from babel.support import Translations
+
+from bot.settings import LANGUAGES
+
+log = logging.getLogger(__name__)
+
+FSI = "\u2068"
+PDI = "\u2069"
+DOMAIN = "messages"
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+
+
+class Raw(str):
+    """A value never wrapped in isolates: URLs, mentions, commands."""
+
+    __slots__ = ()
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated later, when shown."""
+    return message
+
+
+def isolate(text: str) -> str:
+    """Wrap text in first-strong isolates so it keeps its own direction inside other text."""
+    return f"{FSI}{text}{PDI}"
+
+
+@dataclass(slots=True)
+class Translator:
+    """One locale's catalog and formatters."""
+
+    locale: str
+    translations: Translations
+    babel_locale: Locale = field(init=False)
+    rtl: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.babel_locale = Locale.parse(self.locale)
+        self.rtl = self.babel_locale.character_order == "right-to-left"
+
+    def _value(self, value: object) -> str:
+        if isinstance(value, Raw):
+            return str(value)
+        if isinstance(value, bool):
+            text = str(value)
+        elif isinstance(value, int):
+            text = self.number(value)
+        else:
+            text = str(value)
+        return isolate(text) if self.rtl and text else text
+
+    def _format(self, template: str, values: Mapping[str, object]) -> str:
+        if not values:
+            return template
+        return template.format_map({k: self._value(v) for k, v in values.items()})
+
+    def gettext(self, message: str, /, **values: object) -> str:
+        """Translate a message and fill its placeholders."""
+        return self._format(self.translations.gettext(message), values)
+
+    def ngettext(self, singular: str, plural: str, n: int, /, **values: object) -> str:
+        """Translate a message whose form depends on n (CLDR plural rules); `{count}` is n."""
+        values.setdefault("count", n)
+        return self._format(self.translations.ngettext(singular, plural, n), values)
+
+    def number(self, value: int | float) -> str:
+        """A number written the locale's way."""
+        return format_decimal(value, locale=self.babel_locale)
+
+    def percent(self, value: float) -> str:
+        """A fraction written as a percentage the locale's way."""
+        return format_percent(value, locale=self.babel_locale)
+
+    def when(self, moment: datetime, zone: tzinfo) -> str:
+        """A moment as a date and time in the given zone, with the zone's name."""
+        date = format_skeleton("yMMMEd", moment, tzinfo=zone, locale=self.babel_locale)
+        time = format_time(moment, "short", tzinfo=zone, locale=self.babel_locale)
+        glue = str(self.babel_locale.datetime_formats["medium"])
+        stamp = glue.replace("{1}", date).replace("{0}", time)
+        zone_name = get_timezone_name(zone, locale=self.babel_locale)
+        return f"{stamp} ({zone_name})"
+
+
+class Catalogs:
+    """Every language's translator, compiled in memory from the .po files at start-up."""
+
+    def __init__(self, translators: Mapping[str, Translator], default: str = "en") -> None:
+        self._translators = dict(translators)
+        self.default = default
+
+    @classmethod
+    def load(cls, directory: Path = LOCALES_DIR, default: str = "en") -> Catalogs:
+        """Read locales/<lang>/LC_MESSAGES/messages.po for every supported language."""
+        translators: dict[str, Translator] = {}
+        for language in LANGUAGES:
+            path = directory / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+            with path.open("rb") as handle:
+                catalog = read_po(handle, locale=language, domain=DOMAIN)
+            buffer = io.BytesIO()
+            write_mo(buffer, catalog)
+            buffer.seek(0)
+            translators[language] = Translator(language, Translations(buffer, domain=DOMAIN))
+        return cls(translators, default)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The supported language codes."""
+        return tuple(self._translators)
+
+    def get(self, language: str) -> Translator:
+        """The translator for a language, or the default one."""
+        return self._translators.get(language) or self._translators[self.default]
+
+
+def normalize(hint: str | None) -> str | None:
+    """Reduce a platform hint such as 'fr-CA' or 'ar_EG' to a supported language, or None."""
+    if not hint:
+        return None
+    base = hint.replace("_", "-").split("-", 1)[0].lower()
+    return base if base in LANGUAGES else None
+
+
+_current: ContextVar[Translator | None] = ContextVar("coalition_translator", default=None)
+
+
+def current() -> Translator:
+    """The translator of the invocation being handled."""
+    translator = _current.get()
+    if translator is None:
+        raise LookupError("no locale is set: call i18n.use() first")
+    return translator
+
+
+@contextmanager
+def use(translator: Translator) -> Iterator[Translator]:
+    """Make `translator` the current one for the code inside the block."""
+    token = _current.set(translator)
+    try:
+        yield translator
+    finally:
+        _current.reset(token)
+
+
+def _(message: str, /, **values: object) -> str:
+    """Translate into the current locale and fill placeholders."""
+    return current().gettext(message, **values)
+
+
+def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
+    """Translate a plural message into the current locale; `{count}` is n."""
+    return current().ngettext(singular, plural, n, **values)

@@ -1,0 +1,50 @@
+"""Per-volunteer flood control: a token bucket per person (aiolimiter), kept in a bounded LRU."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from enum import Enum
+
+from aiolimiter import AsyncLimiter
+
+
+class Verdict(Enum):
+    """What to do with one request."""
+
+    ALLOW = "allow"
+    WARN = "warn"  # over the limit: say so once
+    QUIET = "quiet"  # still over the limit after the warning: already told
+
+
+class FloodGuard:
+    """Lets each volunteer send `rate` commands per `period` seconds."""
+
+    def __init__(self, rate: int, period: float, max_tracked: int = 50_000) -> None:
+        self.rate = rate
+        self.period = period
+        self.max_tracked = max_tracked
+        self._buckets: OrderedDict[bytes, tuple[AsyncLimiter, list[bool]]] = OrderedDict()
+
+    async def check(self, key: bytes) -> Verdict:
+        """Take one token for this volunteer, or tell how to answer the excess."""
+        entry = self._buckets.get(key)
+        if entry is None:
+            entry = (AsyncLimiter(self.rate, self.period), [False])
+            self._buckets[key] = entry
+            if len(self._buckets) > self.max_tracked:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        limiter, warned = entry
+        if limiter.has_capacity():
+            await limiter.acquire()  # returns at once: there is capacity
+            warned[0] = False
+            return Verdict.ALLOW
+        if warned[0]:
+            return Verdict.QUIET
+        warned[0] = True
+        return Verdict.WARN
+
+    def forget(self, key: bytes) -> None:
+        """Drop a volunteer's bucket (after /forget)."""
+        self._buckets.pop(key, None)

@@ -1,0 +1,171 @@
+"""Settings read from the environment and `.env`, validated once at start-up."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LANGUAGES: tuple[str, ...] = ("ar", "fr", "en")
+Language = Literal["ar", "fr", "en"]
+ENV_PREFIX = "COALITION_"
+
+_TELEGRAM_TOKEN = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{30,64}$")
+_DISCORD_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,40}\.[A-Za-z0-9_-]{4,10}\.[A-Za-z0-9_-]{20,60}$")
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names it and says what is wrong, never its value."""
+
+
+def _id_set(value: Any) -> Any:
+    """Accept '1, 2 3' from the environment as a set of ids."""
+    if isinstance(value, str):
+        return {part for part in re.split(r"[\s,]+", value.strip()) if part}
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot; see .env.example for the one-line meaning of each."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    telegram_token: SecretStr | None = None
+    discord_token: SecretStr | None = None
+    data_dir: Path = Path("data")
+    database_path: Path | None = None
+    pepper: SecretStr | None = None
+    default_language: Language = "en"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    campaign_slug: str = Field(default="stop-hate-for-profit", pattern=r"^[a-z0-9-]{1,64}$")
+    campaign_timezone: str = "UTC"
+    campaign_start: datetime | None = None
+    campaign_end: datetime | None = None
+    campaign_goal: int = Field(default=10_000, ge=1, le=1_000_000_000)
+    campaign_message_ar: str = ""
+    campaign_message_fr: str = ""
+    campaign_message_en: str = ""
+
+    telegram_organizer_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+    discord_organizer_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+
+    rate_limit_commands: int = Field(default=10, ge=1, le=1000)
+    rate_limit_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+    _validate_ids = field_validator(
+        "telegram_organizer_ids", "discord_organizer_ids", mode="before"
+    )(_id_set)
+
+    @field_validator("telegram_organizer_ids", "discord_organizer_ids")
+    @classmethod
+    def _numeric_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        for item in value:
+            if not item.isdigit():
+                raise ValueError("must be numeric user ids separated by commas")
+        return value
+
+    @field_validator("campaign_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone (use an IANA name such as Europe/Paris)") from None
+        return value
+
+    @field_validator("telegram_token")
+    @classmethod
+    def _telegram_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() == "":
+            return None
+        if value is not None and not _TELEGRAM_TOKEN.match(value.get_secret_value()):
+            raise ValueError("malformed token (expected the form 123456789:AA… from @BotFather)")
+        return value
+
+    @field_validator("discord_token")
+    @classmethod
+    def _discord_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() == "":
+            return None
+        if value is not None and not _DISCORD_TOKEN.match(value.get_secret_value()):
+            raise ValueError("malformed token (expected three dot-separated parts)")
+        return value
+
+    @field_validator("pepper")
+    @classmethod
+    def _pepper_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() == "":
+            return None
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("too short: use at least 32 random characters")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> Settings:
+        zone = ZoneInfo(self.campaign_timezone)
+        if self.campaign_start is not None and self.campaign_start.tzinfo is None:
+            self.campaign_start = self.campaign_start.replace(tzinfo=zone)
+        if self.campaign_end is not None and self.campaign_end.tzinfo is None:
+            self.campaign_end = self.campaign_end.replace(tzinfo=zone)
+        if (self.campaign_start is None) != (self.campaign_end is None):
+            missing = "campaign_end" if self.campaign_end is None else "campaign_start"
+            raise ValueError(f"{missing}: set both ends of the freeze window, or neither")
+        if (
+            self.campaign_start is not None
+            and self.campaign_end is not None
+            and self.campaign_end <= self.campaign_start
+        ):
+            raise ValueError("campaign_end: the freeze window ends before it starts")
+        return self
+
+    @property
+    def db_path(self) -> Path:
+        """Where the SQLite database lives."""
+        return self.database_path or self.data_dir / "coalition.sqlite3"
+
+    def campaign_message(self, language: str) -> str:
+        """The configured message to post in one language, or '' for the built-in one."""
+        return str(getattr(self, f"campaign_message_{language}", "") or "")
+
+    def organizer_ids(self, platform: str) -> frozenset[str]:
+        """The configured organizer user ids of one platform."""
+        return frozenset(getattr(self, f"{platform}_organizer_ids", frozenset()))
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming the first wrong setting and what is wrong with it, without its value."""
+    first = error.errors(include_input=False, include_url=False)[0]
+    loc = [str(part) for part in first.get("loc", ()) if isinstance(part, str)]
+    message = str(first.get("msg", "invalid"))
+    message = message.removeprefix("Value error, ")
+    name = loc[0] if loc else ""
+    if not name and ":" in message:
+        name, message = (part.strip() for part in message.split(":", 1))
+    setting = f"{ENV_PREFIX}{name.upper()}" if name else "configuration"
+    return f"{setting}: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings, raising ConfigError with one clear line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe(error)) from None

@@ -1,0 +1,21 @@
+"""Platform-neutral command handlers, one module per family of commands."""
+
+from __future__ import annotations
+
+from bot.registry import Registry
+from handlers import campaign, language, pledge, privacy, reminders, start, tally
+
+
+def build_registry() -> Registry:
+    """Every command of the bot, in the order help lists them."""
+    return Registry(
+        [
+            *start.COMMANDS,
+            *pledge.COMMANDS,
+            *tally.COMMANDS,
+            *campaign.COMMANDS,
+            *language.COMMANDS,
+            *reminders.COMMANDS,
+            *privacy.COMMANDS,
+        ]
+    )

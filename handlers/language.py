@@ -1,0 +1,134 @@
+"""/language and /timezone."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
+
+from bot import i18n
+from bot.core import Button, Invocation, Reply, Visibility
+from bot.i18n import N_, Raw, _
+from bot.registry import Arg, Choice, Command
+from bot.services import Services
+from bot.text import echo
+from handlers.common import LANGUAGE_NAMES, reader_zone
+
+LANGUAGE = Arg(
+    "language",
+    N_("language"),
+    choices=(
+        Choice("ar", ("arabic", "arabe", "عربي", "العربية", "عربية")),
+        Choice("fr", ("french", "français", "francais", "فرنسي", "الفرنسية")),
+        Choice("en", ("english", "anglais", "إنجليزي", "الإنجليزية", "انجليزي")),
+        Choice("auto", ("automatic", "automatique", "تلقائي")),
+    ),
+)
+SCOPE = Arg(
+    "scope",
+    N_("scope"),
+    choices=(
+        Choice("me", ("moi", "أنا", "لي")),
+        Choice("group", ("groupe", "community", "communauté", "server", "serveur", "المجموعة")),
+    ),
+)
+ZONE = Arg("zone", N_("time zone"), rest=True)
+_ZONE_SHAPE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
+
+
+def _private(text: str, *buttons: Button) -> list[Reply]:
+    return [Reply(text=text, buttons=buttons, visibility=Visibility.PRIVATE)]
+
+
+async def language(invocation: Invocation, services: Services) -> list[Reply]:
+    """Choose the language I answer you in: ar, fr or en."""
+    chosen = invocation.args.get("language")
+    scope = invocation.args.get("scope", "me")
+    if chosen is None:
+        return _private(
+            _(
+                "I answer you in {language}. Choose another language:",
+                language=LANGUAGE_NAMES[invocation.locale],
+            ),
+            *(Button(name, f"language {code}") for code, name in LANGUAGE_NAMES.items()),
+        )
+    if scope == "group":
+        return await _community_language(invocation, services, chosen)
+    if chosen == "auto":
+        await services.storage.set_language(invocation.volunteer_key, None)
+        return _private(_("I will follow your app's language again."))
+    await services.storage.set_language(invocation.volunteer_key, chosen)
+    with i18n.use(services.catalogs.get(chosen)):
+        return _private(_("From now on I will answer you in English."))
+
+
+async def _community_language(
+    invocation: Invocation, services: Services, chosen: str
+) -> list[Reply]:
+    if not invocation.in_group:
+        return _private(
+            _(
+                "{command} works only in a community group, not in a private chat.",
+                command=Raw("/language … group"),
+            )
+        )
+    if not invocation.is_organizer:
+        return _private(
+            _("Sorry, only the campaign's organizers can change the community's language.")
+        )
+    if chosen == "auto":
+        return _private(_("A community needs a fixed language: choose ar, fr or en."))
+    await services.storage.set_community_language(invocation.platform, invocation.chat_id, chosen)
+    with i18n.use(services.catalogs.get(chosen)):
+        return [Reply(text=_("This community's language is now English."))]
+
+
+@cache
+def _zones_by_folded_name() -> dict[str, str]:
+    return {name.casefold(): name for name in available_timezones()}
+
+
+def find_zone(text: str) -> str | None:
+    """The IANA time zone a volunteer typed (case forgiven), or None."""
+    text = text.strip().replace(" ", "_")
+    if not _ZONE_SHAPE.match(text):
+        return None
+    return _zones_by_folded_name().get(text.casefold())
+
+
+async def timezone(invocation: Invocation, services: Services) -> list[Reply]:
+    """Show or set your time zone, e.g. /timezone Europe/Paris."""
+    typed = invocation.args.get("zone")
+    examples = Raw("Europe/Paris, Africa/Cairo, America/Montreal")
+    if typed is None:
+        return _private(
+            _(
+                "Your time zone is {zone}. To change it, send /timezone followed by a name "
+                "such as {examples}.",
+                zone=reader_zone(invocation, services).key,
+                examples=examples,
+            )
+        )
+    name = find_zone(typed)
+    if name is None:
+        return _private(
+            _(
+                "I don't know the time zone “{zone}”. Use a name such as {examples}.",
+                zone=echo(typed),
+                examples=examples,
+            )
+        )
+    await services.storage.set_timezone(invocation.volunteer_key, name)
+    now = i18n.current().when(services.clock(), ZoneInfo(name))
+    return _private(_("Your time zone is now {zone}. Your time there: {now}.", zone=name, now=now))
+
+
+COMMANDS = (
+    Command(
+        "language",
+        N_("Choose the language I answer you in: ar, fr or en"),
+        language,
+        args=(LANGUAGE, SCOPE),
+    ),
+    Command("timezone", N_("Show or set your time zone"), timezone, args=(ZONE,)),
+)

@@ -1,0 +1,122 @@
+"""/pledge, /unpledge and /mypledge."""
+
+from __future__ import annotations
+
+from bot.core import Invocation, Reply, Visibility
+from bot.i18n import N_, Raw, _
+from bot.registry import Arg, Choice, Command
+from bot.services import Services
+from handlers.common import (
+    accounts,
+    long_date,
+    paragraphs,
+    post_message,
+    reader_zone,
+    window,
+)
+from storage.base import PledgeStatus
+
+PLATFORM = Arg(
+    "platform",
+    N_("accounts"),
+    choices=(
+        Choice("both", ("all", "tous", "les deux", "deux", "كلاهما", "الاثنين", "الكل")),
+        Choice("instagram", ("insta", "ig", "إنستاجرام", "انستاجرام", "انستغرام", "إنستغرام")),
+        Choice("facebook", ("fb", "فيسبوك", "فيس بوك")),
+    ),
+)
+
+
+def _private(text: str) -> list[Reply]:
+    return [Reply(text=text, visibility=Visibility.PRIVATE)]
+
+
+async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
+    """Pledge to freeze your Instagram and Facebook accounts for 24 hours."""
+    choice = invocation.args.get("platform", "both")
+    chat = invocation.chat_id if invocation.in_group else None
+    result = await services.storage.pledge(
+        services.campaign.id, invocation.volunteer_key, invocation.platform, chat, choice
+    )
+    label = accounts(result.choice)
+    if result.status is PledgeStatus.ALREADY:
+        return _private(
+            _(
+                "You have already pledged ({accounts}); you are volunteer number {number}. "
+                "Nothing changed.",
+                accounts=label,
+                number=result.number,
+            )
+        )
+    if result.status is PledgeStatus.UPDATED:
+        return _private(
+            _(
+                "Your pledge now covers: {accounts}. You are still volunteer number {number}.",
+                accounts=label,
+                number=result.number,
+            )
+        )
+    reminders = invocation.volunteer is not None and invocation.volunteer.reminders
+    return _private(
+        paragraphs(
+            _(
+                "Thank you! Your pledge is recorded: you will freeze your accounts "
+                "({accounts}) for 24 hours. You are volunteer number {number}.",
+                accounts=label,
+                number=result.number,
+            ),
+            window(services, reader_zone(invocation, services)),
+            post_message(services),
+            ""
+            if reminders
+            else _(
+                "Want a reminder before the freeze? Send {command}.",
+                command=Raw("/reminders on"),
+            ),
+        )
+    )
+
+
+async def unpledge(invocation: Invocation, services: Services) -> list[Reply]:
+    """Withdraw your pledge."""
+    withdrawn = await services.storage.unpledge(services.campaign.id, invocation.volunteer_key)
+    if not withdrawn:
+        return _private(_("You have no pledge to withdraw."))
+    return _private(
+        _(
+            "Your pledge is withdrawn. You can pledge again at any time with {command}.",
+            command=Raw("/pledge"),
+        )
+    )
+
+
+async def mypledge(invocation: Invocation, services: Services) -> list[Reply]:
+    """Show your pledge."""
+    found = await services.storage.get_pledge(services.campaign.id, invocation.volunteer_key)
+    if found is None:
+        return _private(
+            _("You have not pledged yet. Send {command} to pledge.", command=Raw("/pledge"))
+        )
+    return _private(
+        paragraphs(
+            _(
+                "Your pledge: {accounts}. You are volunteer number {number}, since {date}.",
+                accounts=accounts(found.choice),
+                number=found.number,
+                date=long_date(found.created_at, invocation, services),
+            ),
+            window(services, reader_zone(invocation, services)),
+        )
+    )
+
+
+COMMANDS = (
+    Command(
+        "pledge",
+        N_("Pledge to freeze your Instagram and Facebook accounts for 24 hours"),
+        pledge,
+        args=(PLATFORM,),
+    ),
+    Command("unpledge", N_("Withdraw your pledge"), unpledge),
+    Command("mypledge", N_("Show your pledge"), mypledge),
+)

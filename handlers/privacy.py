@@ -1,0 +1,102 @@
+"""/mydata and /forget: what is stored about you, and erasing it."""
+
+from __future__ import annotations
+
+from bot.core import Button, Invocation, Reply, Visibility
+from bot.i18n import N_, Raw, _, ngettext
+from bot.registry import Arg, Choice, Command
+from bot.services import Services
+from handlers.common import LANGUAGE_NAMES, accounts, long_date, paragraphs
+
+CONFIRM = Arg(
+    "confirm",
+    N_("confirm"),
+    choices=(Choice("confirm", ("confirmer", "oui", "yes", "تأكيد", "نعم", "أكد")),),
+)
+
+
+def _private(text: str, *buttons: Button) -> list[Reply]:
+    return [Reply(text=text, buttons=buttons, visibility=Visibility.PRIVATE)]
+
+
+async def mydata(invocation: Invocation, services: Services) -> list[Reply]:
+    """Show everything the bot stores about you."""
+    data = await services.storage.export(services.campaign.id, invocation.volunteer_key)
+    volunteer, found = data.volunteer, data.pledge
+    if volunteer is None and found is None:
+        return _private(
+            _(
+                "Nothing is stored about you. The bot keeps nothing until you pledge or "
+                "choose a setting."
+            )
+        )
+    lines = [
+        _("What the bot stores about you:"),
+        _(
+            "• Who you are: only a keyed hash of your account number. No name, no "
+            "username, no messages."
+        ),
+    ]
+    if volunteer is not None:
+        if volunteer.language:
+            lines.append(_("• Language: {language}", language=LANGUAGE_NAMES[volunteer.language]))
+        else:
+            lines.append(_("• Language: not chosen (I follow your app)"))
+        if volunteer.timezone:
+            lines.append(_("• Time zone: {zone}", zone=volunteer.timezone))
+        else:
+            lines.append(_("• Time zone: not chosen"))
+        if volunteer.reminders:
+            lines.append(
+                _("• Reminders: on; the address of our private chat is kept to write to you")
+            )
+        else:
+            lines.append(_("• Reminders: off; no address is kept"))
+    if found is not None:
+        lines.append(
+            _(
+                "• Pledge: {accounts}, volunteer number {number}, since {date}",
+                accounts=accounts(found.choice),
+                number=found.number,
+                date=long_date(found.created_at, invocation, services),
+            )
+        )
+        if found.communities:
+            lines.append(
+                ngettext(
+                    "• Counted in {count} community",
+                    "• Counted in {count} communities",
+                    found.communities,
+                )
+            )
+    return _private(
+        paragraphs(
+            "\n".join(lines),
+            _("Erase all of it with {command}.", command=Raw("/forget")),
+        )
+    )
+
+
+async def forget(invocation: Invocation, services: Services) -> list[Reply]:
+    """Erase everything the bot stores about you (asks for confirmation first)."""
+    if invocation.args.get("confirm") != "confirm":
+        return _private(
+            _(
+                "This erases everything the bot stores about you: your pledge, your language, "
+                "your time zone and your reminders. It cannot be undone. Press the button or "
+                "send {command}.",
+                command=Raw("/forget confirm"),
+            ),
+            Button(_("Erase my data"), "forget confirm"),
+        )
+    existed = await services.storage.forget(invocation.volunteer_key)
+    services.flood.forget(invocation.volunteer_key)
+    if not existed:
+        return _private(_("There was nothing stored about you."))
+    return _private(_("Done: everything about you is erased, and your pledge no longer counts."))
+
+
+COMMANDS = (
+    Command("mydata", N_("Show what the bot stores about you"), mydata),
+    Command("forget", N_("Erase everything the bot stores about you"), forget, args=(CONFIRM,)),
+)

@@ -1,0 +1,102 @@
+"""/reminders for volunteers and /subscribe for communities."""
+
+from __future__ import annotations
+
+from bot.core import Button, Invocation, Reply, Visibility
+from bot.i18n import N_, _
+from bot.registry import Arg, Choice, Command
+from bot.services import Services
+from handlers.common import LANGUAGE_NAMES
+
+STATE = Arg(
+    "state",
+    N_("on or off"),
+    choices=(
+        Choice("on", ("yes", "oui", "activer", "نعم", "تشغيل", "تفعيل")),
+        Choice("off", ("no", "non", "désactiver", "stop", "لا", "إيقاف", "توقف")),
+    ),
+)
+
+
+async def reminders(invocation: Invocation, services: Services) -> list[Reply]:
+    """Turn freeze reminders in a private message on or off."""
+    state = invocation.args.get("state")
+    volunteer = invocation.volunteer
+    if state is None:
+        enabled = volunteer is not None and volunteer.reminders
+        text = _("Your reminders are on.") if enabled else _("Your reminders are off.")
+        buttons = (
+            (Button(_("Turn reminders off"), "reminders off"),)
+            if enabled
+            else (Button(_("Turn reminders on"), "reminders on"),)
+        )
+        return [Reply(text=text, buttons=buttons, visibility=Visibility.PRIVATE)]
+    if state == "on":
+        address = invocation.dm_address or (None if invocation.in_group else invocation.chat_id)
+        if address is None:
+            return [
+                Reply(
+                    text=_(
+                        "I cannot write to you privately from here. Open a private chat "
+                        "with me and send /reminders on there."
+                    ),
+                    visibility=Visibility.PRIVATE,
+                )
+            ]
+        await services.storage.set_reminders(invocation.volunteer_key, True, address)
+        if volunteer is None or not volunteer.language:
+            # Keep the promise below: reminders go out in the language used now.
+            await services.storage.set_language(invocation.volunteer_key, invocation.locale)
+        return [
+            Reply(
+                text=_(
+                    "Reminders are on. I will write to you privately in {language} before "
+                    "the freeze, when it starts and when it ends. Send /reminders off, or "
+                    "just “stop”, to turn them off.",
+                    language=LANGUAGE_NAMES[invocation.locale],
+                ),
+                visibility=Visibility.PRIVATE,
+            )
+        ]
+    await services.storage.set_reminders(invocation.volunteer_key, False, None)
+    return [
+        Reply(
+            text=_(
+                "Reminders are off, and I deleted the address I used to write to you. "
+                "Your pledge still counts."
+            ),
+            visibility=Visibility.PRIVATE,
+        )
+    ]
+
+
+async def subscribe(invocation: Invocation, services: Services) -> list[Reply]:
+    """Choose whether this community receives announcements and reminders (organizers)."""
+    state = invocation.args.get("state")
+    community = invocation.community
+    if state is None:
+        subscribed = community is None or community.subscribed
+        text = (
+            _("This community receives announcements and reminders.")
+            if subscribed
+            else _("This community does not receive announcements and reminders.")
+        )
+        return [Reply(text=text, visibility=Visibility.PRIVATE)]
+    on = state == "on"
+    await services.storage.set_community_subscribed(invocation.platform, invocation.chat_id, on)
+    if on:
+        return [Reply(text=_("This community will receive announcements and reminders."))]
+    return [Reply(text=_("This community will no longer receive announcements and reminders."))]
+
+
+COMMANDS = (
+    Command("reminders", N_("Turn freeze reminders on or off"), reminders, args=(STATE,)),
+    Command(
+        "subscribe",
+        N_("Choose whether this community receives announcements (organizers)"),
+        subscribe,
+        args=(STATE,),
+        organizer_only=True,
+        group_only=True,
+    ),
+)

@@ -1,0 +1,85 @@
+"""/tally and the community's pledge /board."""
+
+from __future__ import annotations
+
+from bot import i18n
+from bot.core import Invocation, Reply, ReplyKind
+from bot.i18n import N_, _, ngettext
+from bot.registry import Command
+from bot.services import Services
+from handlers.common import paragraphs, pledge_button, window
+from storage.base import Tally
+
+BAR_CELLS = 10
+
+
+def progress_bar(count: int, goal: int) -> str:
+    """A ten-cell text bar of count toward goal."""
+    filled = min(BAR_CELLS, count * BAR_CELLS // goal) if goal > 0 else 0
+    return "▓" * filled + "░" * (BAR_CELLS - filled)
+
+
+def tally_text(tally: Tally, services: Services) -> str:
+    """The counts and the progress toward the goal, in the current language."""
+    goal = services.campaign.goal
+    parts = []
+    if tally.community is not None:
+        parts.append(
+            ngettext(
+                "{count} volunteer has pledged in this community.",
+                "{count} volunteers have pledged in this community.",
+                tally.community,
+            )
+        )
+    parts.append(
+        ngettext(
+            "{count} volunteer has pledged in all.",
+            "{count} volunteers have pledged in all.",
+            tally.total,
+        )
+    )
+    parts.append(
+        _(
+            "Goal: {goal}. {bar} {percent}",
+            goal=goal,
+            bar=progress_bar(tally.total, goal),
+            percent=i18n.current().percent(min(tally.total / goal, 9.99)),
+        )
+    )
+    return "\n".join(parts)
+
+
+async def tally(invocation: Invocation, services: Services) -> list[Reply]:
+    """Show how many volunteers have pledged, here and in all."""
+    chat = invocation.chat_id if invocation.in_group else None
+    counts = await services.storage.tally(services.campaign.id, invocation.platform, chat)
+    return [Reply(text=tally_text(counts, services))]
+
+
+async def board(invocation: Invocation, services: Services) -> list[Reply]:
+    """Post the live pledge board with its "I pledge" button (organizers)."""
+    counts = await services.storage.tally(
+        services.campaign.id, invocation.platform, invocation.chat_id
+    )
+    community = invocation.community
+    language = (community.language if community else None) or services.settings.default_language
+    with i18n.use(services.catalogs.get(language)):
+        text = paragraphs(
+            _("Stop Hate For Profit: freeze your Instagram and Facebook accounts for 24 hours."),
+            tally_text(counts, services),
+            window(services, services.campaign.zone),
+        )
+        button = pledge_button()
+    return [Reply(text=text, buttons=(button,), kind=ReplyKind.BOARD)]
+
+
+COMMANDS = (
+    Command("tally", N_("Show how many volunteers have pledged"), tally),
+    Command(
+        "board",
+        N_("Post the live pledge board with its button (organizers)"),
+        board,
+        organizer_only=True,
+        group_only=True,
+    ),
+)

@@ -1,0 +1,147 @@
+"""The storage contract every backend implements (SQLite now, PostgreSQL later)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class Volunteer:
+    """What is stored about one volunteer: no name, no handle, no message text."""
+
+    key: bytes
+    language: str | None
+    timezone: str | None
+    reminders: bool
+    dm_address: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Community:
+    """A group or server channel where the bot is used."""
+
+    id: int
+    platform: str
+    chat_id: str
+    language: str | None
+    subscribed: bool
+    board_ref: str | None
+
+
+class PledgeStatus(StrEnum):
+    """What a pledge request did."""
+
+    NEW = "new"
+    ALREADY = "already"
+    UPDATED = "updated"
+
+
+@dataclass(frozen=True, slots=True)
+class PledgeResult:
+    """The outcome of a pledge request."""
+
+    status: PledgeStatus
+    number: int
+    choice: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pledge:
+    """A volunteer's pledge in one campaign."""
+
+    choice: str
+    number: int
+    created_at: datetime
+    communities: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Pledge counts: in one community (None outside a community) and overall."""
+
+    community: int | None
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class VolunteerData:
+    """Everything stored about one volunteer, for /mydata."""
+
+    volunteer: Volunteer | None
+    pledge: Pledge | None
+
+
+class Storage(abc.ABC):
+    """Persistence for volunteers, communities, pledges and counters."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending work and disconnect."""
+
+    @abc.abstractmethod
+    async def ensure_campaign(self, slug: str) -> int:
+        """Return the id of the campaign named slug, creating it when new."""
+
+    @abc.abstractmethod
+    async def load_context(
+        self, key: bytes, platform: str, chat_id: str | None
+    ) -> tuple[Volunteer | None, Community | None]:
+        """Read the volunteer and the community of one invocation in one go."""
+
+    @abc.abstractmethod
+    async def pledge(
+        self, campaign_id: int, key: bytes, platform: str, chat_id: str | None, choice: str
+    ) -> PledgeResult:
+        """Record a pledge (idempotent); counters change in the same transaction."""
+
+    @abc.abstractmethod
+    async def unpledge(self, campaign_id: int, key: bytes) -> bool:
+        """Withdraw a pledge; False when there was none."""
+
+    @abc.abstractmethod
+    async def get_pledge(self, campaign_id: int, key: bytes) -> Pledge | None:
+        """The volunteer's pledge in the campaign, if any."""
+
+    @abc.abstractmethod
+    async def tally(self, campaign_id: int, platform: str, chat_id: str | None) -> Tally:
+        """Counts for one community and overall, read from counters (never a scan)."""
+
+    @abc.abstractmethod
+    async def set_language(self, key: bytes, language: str | None) -> None:
+        """Store the volunteer's language (None: follow the platform)."""
+
+    @abc.abstractmethod
+    async def set_timezone(self, key: bytes, timezone: str) -> None:
+        """Store the volunteer's time zone."""
+
+    @abc.abstractmethod
+    async def set_reminders(self, key: bytes, enabled: bool, dm_address: str | None) -> None:
+        """Opt in (keeping the address to write to) or out (dropping it)."""
+
+    @abc.abstractmethod
+    async def set_community_language(self, platform: str, chat_id: str, language: str) -> None:
+        """Store a community's language."""
+
+    @abc.abstractmethod
+    async def set_community_subscribed(self, platform: str, chat_id: str, subscribed: bool) -> None:
+        """Subscribe a community to announcements and reminders, or not."""
+
+    @abc.abstractmethod
+    async def set_board(self, platform: str, chat_id: str, board_ref: str | None) -> None:
+        """Remember the platform reference of a community's board message."""
+
+    @abc.abstractmethod
+    async def forget(self, key: bytes) -> bool:
+        """Delete everything about a volunteer, leaving no copy in the files; False if none."""
+
+    @abc.abstractmethod
+    async def export(self, campaign_id: int, key: bytes) -> VolunteerData:
+        """Everything stored about a volunteer."""
