@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -74,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(settings, args.command))
     except KeyboardInterrupt:
         return 130
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, sqlite3.Error) as error:
         # e.g. an unwritable data directory or a damaged pepper file: one line, no traceback.
+        log.debug("start-up failed", exc_info=True)
         print(f"start-up failed: {error}", file=sys.stderr)
         return 2
 

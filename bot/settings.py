@@ -45,6 +45,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         hide_input_in_errors=True,
+        env_ignore_empty=True,
     )
 
     telegram_token: SecretStr | None = None

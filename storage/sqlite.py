@@ -36,6 +36,13 @@ T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
 
+def _truncate_wal_marker(db: sqlite3.Connection) -> None:
+    """Queue marker: truncate the WAL at this point of the queue."""
+
+
+_TRUNCATE_WAL: Op = _truncate_wal_marker
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -58,7 +65,6 @@ class SQLiteStorage(Storage):
         self._conn: aiosqlite.Connection | None = None
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None
-        self._checkpoint = False
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -123,26 +129,52 @@ class SQLiteStorage(Storage):
         return await future
 
     async def _drain(self) -> None:
-        assert self._conn is not None
         while self._pending:
             batch, self._pending = self._pending, []
-            try:
-                # aiosqlite's worker-thread call: the one place we hand it a function.
-                raw = self._conn._conn
-                ops = [op for op, _ in batch]
-                outcomes = await self._conn._execute(self._run_batch, raw, ops)
-            except BaseException as error:  # the whole batch failed (disk full, closed)
-                outcomes = [error] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
+            run: list[tuple[Op, asyncio.Future[Any]]] = []
+            for job in batch:
+                if job[0] is _TRUNCATE_WAL:
+                    await self._commit(run)
+                    run = []
+                    await self._truncate_wal(job[1])
                 else:
-                    future.set_result(outcome)
-            if self._checkpoint:
-                self._checkpoint = False
-                await self._conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+                    run.append(job)
+            await self._commit(run)
+
+    async def _commit(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        """Run a batch of operations in one transaction and hand each caller its outcome."""
+        if not batch:
+            return
+        assert self._conn is not None
+        try:
+            # aiosqlite's worker-thread call: the one place we hand it a function.
+            raw = self._conn._conn
+            ops = [op for op, _ in batch]
+            outcomes = await self._conn._execute(self._run_batch, raw, ops)
+        except Exception as error:  # the whole batch failed (disk full, closed)
+            outcomes = [error] * len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    async def _truncate_wal(self, future: asyncio.Future[Any]) -> None:
+        """Copy the WAL into the database and cut it to zero bytes (outside any transaction)."""
+        assert self._conn is not None
+        try:
+            rows = await self._conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = next(iter(rows))[0]
+            if busy:
+                raise sqlite3.OperationalError("the WAL could not be truncated: database busy")
+        except Exception as error:
+            if not future.done():
+                future.set_exception(error)
+            return
+        if not future.done():
+            future.set_result(None)
 
     @staticmethod
     def _run_batch(db: sqlite3.Connection, ops: list[Op]) -> list[Any]:
@@ -350,9 +382,8 @@ class SQLiteStorage(Storage):
 
         existed = await self._call(op)
         # secure_delete zeroed the freed cells; truncating the WAL drops the old page images.
-        self._checkpoint = True
-        await self._call(lambda db: None)
-        return existed or False
+        await self._call(_TRUNCATE_WAL)
+        return existed
 
     async def export(self, campaign_id: int, key: bytes) -> VolunteerData:
         """Everything stored about a volunteer."""

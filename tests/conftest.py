@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.bootstrap import bootstrap
+from bot.dispatch import Dispatcher
+from bot.frontends.console import Console
+from bot.services import Services
+from bot.settings import Settings
+
+PEPPER = "test-pepper-" + "x" * 40
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "pepper": PEPPER,
+        "campaign_timezone": "Europe/Paris",
+        "campaign_start": "2026-12-16T09:00",
+        "campaign_end": "2026-12-17T09:00",
+        "campaign_goal": 1000,
+        "rate_limit_commands": 1000,
+        "rate_limit_seconds": 1,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@dataclass
+class App:
+    services: Services
+    dispatcher: Dispatcher
+    out: io.StringIO
+    console: Console
+
+    async def run(self, script: str) -> str:
+        """Feed a console script; return only what it printed."""
+        start = self.out.tell()
+        for line in script.strip().splitlines():
+            await self.console.feed(line)
+        return self.out.getvalue()[start:]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[App]:
+    async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
+        out = io.StringIO()
+        yield App(services, dispatcher, out, Console(dispatcher, out=out))

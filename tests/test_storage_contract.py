@@ -1,0 +1,174 @@
+"""One contract every storage backend must meet (SQLite today; PostgreSQL will join here)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from storage.base import PledgeStatus, Storage
+from storage.sqlite import SQLiteStorage
+
+BACKENDS: dict[str, Callable[[Path], Storage]] = {
+    "sqlite": lambda tmp: SQLiteStorage(tmp / "contract.sqlite3"),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    backend = BACKENDS[request.param](tmp_path)
+    await backend.open()
+    yield backend
+    await backend.close()
+
+
+def key(n: int) -> bytes:
+    return n.to_bytes(32, "big")
+
+
+async def test_campaigns_are_created_once(storage: Storage) -> None:
+    first = await storage.ensure_campaign("a")
+    assert await storage.ensure_campaign("a") == first
+    assert await storage.ensure_campaign("b") != first
+
+
+async def test_pledge_is_idempotent_and_counted_once(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    first = await storage.pledge(c, key(1), "telegram", "-100", "both")
+    again = await storage.pledge(c, key(1), "telegram", "-100", "both")
+    assert (first.status, first.number) == (PledgeStatus.NEW, 1)
+    assert (again.status, again.number) == (PledgeStatus.ALREADY, 1)
+    assert await storage.tally(c, "telegram", "-100") == type(await storage.tally(c, "x", None))(
+        community=1, total=1
+    )
+
+
+async def test_changing_the_accounts_updates_without_recounting(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(1), "telegram", None, "both")
+    result = await storage.pledge(c, key(1), "telegram", None, "facebook")
+    assert result.status is PledgeStatus.UPDATED and result.choice == "facebook"
+    assert (await storage.tally(c, "telegram", None)).total == 1
+
+
+async def test_one_volunteer_counts_in_each_community_but_once_overall(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(1), "telegram", "g1", "both")
+    await storage.pledge(c, key(1), "telegram", "g2", "both")
+    await storage.pledge(c, key(2), "telegram", "g2", "both")
+    assert (await storage.tally(c, "telegram", "g1")).community == 1
+    assert (await storage.tally(c, "telegram", "g2")).community == 2
+    assert (await storage.tally(c, "discord", "g2")).community == 0
+    assert (await storage.tally(c, "telegram", None)).total == 2
+    assert await storage.unpledge(c, key(1))
+    assert (await storage.tally(c, "telegram", "g1")).community == 0
+    assert (await storage.tally(c, "telegram", "g2")).community == 1
+    assert (await storage.tally(c, "telegram", None)).total == 1
+    assert not await storage.unpledge(c, key(1))
+
+
+async def test_numbers_are_never_reused_after_a_withdrawal(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(1), "console", None, "both")
+    await storage.unpledge(c, key(1))
+    again = await storage.pledge(c, key(1), "console", None, "both")
+    assert again.number == 2
+
+
+async def test_concurrent_pledges_keep_exact_counters(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    results = await asyncio.gather(
+        *(storage.pledge(c, key(i % 300), "discord", f"g{i % 3}", "both") for i in range(900))
+    )
+    assert sum(r.status is PledgeStatus.NEW for r in results) == 300
+    assert sorted(r.number for r in results if r.status is PledgeStatus.NEW) == list(range(1, 301))
+    assert (await storage.tally(c, "discord", None)).total == 300
+    for g in range(3):
+        assert (await storage.tally(c, "discord", f"g{g}")).community == 100
+
+
+async def test_reminder_address_is_kept_only_while_opted_in(storage: Storage) -> None:
+    await storage.set_reminders(key(1), True, "12345")
+    c = await storage.ensure_campaign("c")
+    data = await storage.export(c, key(1))
+    assert data.volunteer is not None and data.volunteer.dm_address == "12345"
+    await storage.set_reminders(key(1), False, "12345")
+    data = await storage.export(c, key(1))
+    assert data.volunteer is not None and data.volunteer.dm_address is None
+    assert not data.volunteer.reminders
+
+
+async def test_opting_out_stores_nothing_about_a_stranger(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.set_reminders(key(9), False, None)
+    data = await storage.export(c, key(9))
+    assert data.volunteer is None and data.pledge is None
+
+
+async def test_volunteer_and_community_settings_round_trip(storage: Storage) -> None:
+    await storage.set_language(key(1), "ar")
+    await storage.set_timezone(key(1), "Africa/Cairo")
+    await storage.set_community_language("telegram", "-5", "fr")
+    await storage.set_community_subscribed("telegram", "-5", False)
+    await storage.set_board("telegram", "-5", "msg:77")
+    volunteer, community = await storage.load_context(key(1), "telegram", "-5")
+    assert volunteer is not None and (volunteer.language, volunteer.timezone) == (
+        "ar",
+        "Africa/Cairo",
+    )
+    assert community is not None
+    assert (community.language, community.subscribed, community.board_ref) == (
+        "fr",
+        False,
+        "msg:77",
+    )
+    assert await storage.load_context(key(2), "telegram", "-6") == (None, None)
+
+
+async def test_forget_removes_everything_and_the_counts(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(1), "telegram", "g", "both")
+    await storage.set_reminders(key(1), True, "42")
+    assert await storage.forget(key(1))
+    assert await storage.tally(c, "telegram", "g") == type(await storage.tally(c, "t", "g"))(0, 0)
+    data = await storage.export(c, key(1))
+    assert data.volunteer is None and data.pledge is None
+    assert not await storage.forget(key(1))
+
+
+async def test_a_failing_operation_does_not_sink_its_batch(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "batch.sqlite3")
+    await storage.open()
+    c = await storage.ensure_campaign("c")
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO volunteers (key, created_at) VALUES (?, 'now')", (key(5),))
+        db.execute("INSERT INTO pledges VALUES (?, ?, 'both', 99, 'now')", (c, key(5)))
+        raise RuntimeError("half-way")
+
+    outcomes = await asyncio.gather(
+        storage.pledge(c, key(1), "console", None, "both"),
+        storage._call(broken),
+        storage.pledge(c, key(2), "console", None, "both"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], RuntimeError)
+    assert (await storage.tally(c, "console", None)).total == 2
+    assert await storage.get_pledge(c, key(5)) is None  # rolled back alone
+    assert (await storage.export(c, key(5))).volunteer is None
+    await storage.close()
+
+
+async def test_data_survives_a_restart(tmp_path: Path) -> None:
+    first = SQLiteStorage(tmp_path / "r.sqlite3")
+    await first.open()
+    c = await first.ensure_campaign("c")
+    await first.pledge(c, key(1), "console", "g", "both")
+    await first.close()
+    second = SQLiteStorage(tmp_path / "r.sqlite3")
+    await second.open()
+    assert (await second.tally(await second.ensure_campaign("c"), "console", "g")).total == 1
+    await second.close()
