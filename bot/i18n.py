@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 FSI = "\u2068"
 PDI = "\u2069"
 DOMAIN = "messages"
+MOMENT_CACHE = 512  # formatted campaign moments: a handful in practice
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
 
@@ -58,6 +59,7 @@ class Translator:
     translations: Translations
     babel_locale: Locale = field(init=False)
     rtl: bool = field(init=False)
+    _moments: dict[tuple[datetime, str], str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.babel_locale = Locale.parse(self.locale)
@@ -98,6 +100,15 @@ class Translator:
 
     def when(self, moment: datetime, zone: tzinfo) -> str:
         """A moment as a date and time in the given zone, with the zone's name."""
+        cache_key = (moment, str(zone))
+        cached = self._moments.get(cache_key)
+        if cached is None:
+            if len(self._moments) >= MOMENT_CACHE:
+                self._moments.clear()
+            cached = self._moments[cache_key] = self._when(moment, zone)
+        return cached
+
+    def _when(self, moment: datetime, zone: tzinfo) -> str:
         date = format_skeleton("yMMMEd", moment, tzinfo=zone, locale=self.babel_locale)
         time = format_time(moment, "short", tzinfo=zone, locale=self.babel_locale)
         glue = str(self.babel_locale.datetime_formats["medium"])

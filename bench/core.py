@@ -1,0 +1,177 @@
+"""Benchmark of the command core: pledges per second, and /tally latency as pledges grow.
+
+Runs the full core (dispatcher, flood guard, locale resolution, handler, i18n, SQLite through
+aiosqlite) pinned to ONE CPU core, as the bot would run on a small server.
+
+    .venv/bin/python bench/core.py [--volunteers 100000] [--tally-sizes 1000,1000000]
+
+Prints one line per figure. Targets: >= 5,000 pledges/s; /tally under 1 ms at 1,000,000
+pledges and not growing with the number of pledges (compare the ratio printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.bootstrap import bootstrap  # noqa: E402
+from bot.core import ChatKind, Invocation, Platform  # noqa: E402
+from bot.dispatch import Dispatcher  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+
+PEPPER = "bench-pepper-" + "b" * 40
+GROUP = "-1001234567890"
+
+
+def settings_for(data_dir: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data_dir,
+        pepper=PEPPER,
+        campaign_timezone="Europe/Paris",
+        campaign_start="2026-12-16T09:00",  # type: ignore[arg-type]
+        campaign_end="2026-12-17T09:00",  # type: ignore[arg-type]
+        log_level="WARNING",
+    )
+
+
+def invocation(user: int, command: str, text: str = "") -> Invocation:
+    return Invocation(
+        platform=Platform.TELEGRAM,
+        user_id=str(user),
+        chat_id=GROUP,
+        chat_kind=ChatKind.GROUP,
+        command=command,
+        text=text,
+        language_hint=("ar", "fr", "en")[user % 3],
+        dm_address=str(user),
+    )
+
+
+async def pledge_rate(dispatcher: Dispatcher, first: int, count: int, in_flight: int) -> float:
+    """Pledges per second for `count` distinct volunteers, `in_flight` at a time."""
+    users = iter(range(first, first + count))
+    handled = 0
+
+    async def worker() -> None:
+        nonlocal handled
+        for user in users:
+            replies = await dispatcher.handle(invocation(user, "pledge", "both"))
+            assert replies and "1" in replies[0].text
+            handled += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    elapsed = time.perf_counter() - start
+    assert handled == count
+    return count / elapsed
+
+
+def bulk_load(db_path: Path, campaign_id: int, total: int) -> None:
+    """Insert `total` pledges straight into SQLite, counters included, as the core would."""
+    db = sqlite3.connect(db_path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    now = "2026-12-01T12:00:00+00:00"
+    community = db.execute(
+        "INSERT INTO communities (platform, chat_id, created_at) VALUES ('telegram', ?, ?) "
+        "ON CONFLICT DO UPDATE SET chat_id = chat_id RETURNING id",
+        (GROUP, now),
+    ).fetchall()[0][0]
+    batch = 50_000
+    for base in range(0, total, batch):
+        keys = [os.urandom(32) for _ in range(min(batch, total - base))]
+        db.executemany(
+            "INSERT INTO volunteers (key, created_at) VALUES (?, ?)", [(k, now) for k in keys]
+        )
+        db.executemany(
+            "INSERT INTO pledges VALUES (?, ?, 'both', ?, ?)",
+            [(campaign_id, k, base + i + 1, now) for i, k in enumerate(keys)],
+        )
+        db.executemany(
+            "INSERT INTO pledge_communities VALUES (?, ?, ?)",
+            [(campaign_id, k, community) for k in keys],
+        )
+    db.execute(
+        "UPDATE campaigns SET pledged = pledged + ?, next_number = next_number + ? WHERE id = ?",
+        (total, total, campaign_id),
+    )
+    db.execute(
+        "INSERT INTO community_tallies VALUES (?, ?, ?) "
+        "ON CONFLICT DO UPDATE SET pledged = pledged + excluded.pledged",
+        (campaign_id, community, total),
+    )
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+async def tally_latency(data_dir: Path, pledges: int, samples: int) -> tuple[float, float, str]:
+    """p50 and p99 of /tally through the core, in ms, with `pledges` pledges stored."""
+    settings = settings_for(data_dir)
+    async with bootstrap(settings) as (services, _dispatcher):
+        campaign_id = services.campaign.id
+    bulk_load(settings.db_path, campaign_id, pledges)
+    async with bootstrap(settings) as (_services, dispatcher):
+        timings = []
+        text = ""
+        for i in range(samples):
+            start = time.perf_counter()
+            replies = await dispatcher.handle(invocation(10_000_000 + i % 1000, "tally"))
+            timings.append(time.perf_counter() - start)
+            text = replies[0].text
+    timings.sort()
+    p50 = statistics.median(timings) * 1000
+    p99 = timings[int(len(timings) * 0.99) - 1] * 1000
+    return p50, p99, text
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--volunteers", type=int, default=100_000)
+    parser.add_argument("--tally-sizes", default="1000,1000000")
+    parser.add_argument("--samples", type=int, default=5000)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, cores used: {cores}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with bootstrap(settings_for(Path(tmp))) as (services, dispatcher):
+            sequential = await pledge_rate(dispatcher, 0, min(10_000, args.volunteers), 1)
+            concurrent = await pledge_rate(dispatcher, 10**7, args.volunteers, 100)
+            tally = await services.storage.tally(services.campaign.id, "telegram", GROUP)
+        print(f"pledges/s, one at a time (10,000 volunteers): {sequential:,.0f}")
+        print(
+            f"pledges/s, 100 in flight ({args.volunteers:,} distinct volunteers): {concurrent:,.0f}"
+        )
+        assert tally.total == min(10_000, args.volunteers) + args.volunteers, tally
+
+    results = []
+    for size in (int(s) for s in args.tally_sizes.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            p50, p99, text = await tally_latency(Path(tmp), size, args.samples)
+        first_line = text.splitlines()[0]
+        results.append((size, p50, p99))
+        print(f"/tally at {size:,} pledges: p50 {p50:.3f} ms, p99 {p99:.3f} ms  [{first_line}]")
+    if len(results) > 1:
+        ratio = results[-1][1] / results[0][1]
+        print(
+            f"/tally p50 ratio {results[-1][0]:,} vs {results[0][0]:,} pledges: {ratio:.2f}x "
+            "(1.0 = flat)"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
