@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
 
 from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
@@ -37,7 +37,11 @@ class Speaker:
     hint: str | None = None
     organizer: bool = False
     chat: ChatKind = ChatKind.GROUP
-    buttons: list[Button] = field(default_factory=list)
+
+    @property
+    def chat_id(self) -> str:
+        """The simulated chat this speaker is in."""
+        return COMMUNITY if self.chat is ChatKind.GROUP else f"dm-{self.name}"
 
 
 class Console:
@@ -47,6 +51,10 @@ class Console:
         self.dispatcher = dispatcher
         self.out = out
         self.speaker = Speaker()
+        # Buttons on screen: public ones per chat, private ones per chat and person; each
+        # with the sequence number of the answer that showed them, so :press takes the latest.
+        self._buttons: dict[tuple[str, str | None], tuple[int, list[Button]]] = {}
+        self._answers = 0
 
     def _print(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -89,11 +97,10 @@ class Console:
 
     async def _send(self, command: str, text: str, source: Source) -> None:
         speaker = self.speaker
-        chat_id = COMMUNITY if speaker.chat is ChatKind.GROUP else f"dm-{speaker.name}"
         invocation = Invocation(
             platform=Platform.CONSOLE,
             user_id=speaker.name,
-            chat_id=chat_id,
+            chat_id=speaker.chat_id,
             chat_kind=speaker.chat,
             command=command,
             text=text,
@@ -109,11 +116,13 @@ class Console:
         if not replies:
             self._print("  (no answer)")
             return
-        buttons: list[Button] = []
+        self._answers += 1
+        numbered = 0
         for reply in replies:
+            private = reply.visibility is Visibility.PRIVATE
             if reply.kind is ReplyKind.BOARD:
                 head = "bot [board]:"
-            elif reply.visibility is Visibility.PRIVATE and self.speaker.chat is ChatKind.GROUP:
+            elif private and self.speaker.chat is ChatKind.GROUP:
                 head = f"bot (only {self.speaker.name} sees this):"
             else:
                 head = "bot:"
@@ -121,11 +130,19 @@ class Console:
             self._print(f"  {head} {lines[0]}")
             for extra in lines[1:]:
                 self._print(f"    {extra}" if extra else "")
-            for button in reply.buttons:
-                buttons.append(button)
-                self._print(f"    [{len(buttons)}] {button.label}")
-        if buttons:
-            self.speaker.buttons = buttons
+            if reply.buttons:
+                owner = self.speaker.name if private else None
+                self._buttons[(self.speaker.chat_id, owner)] = (self._answers, list(reply.buttons))
+                for button in reply.buttons:
+                    numbered += 1
+                    self._print(f"    [{numbered}] {button.label}")
+
+    def _visible_buttons(self) -> list[Button]:
+        """The buttons of the latest answer the speaker can see in their chat."""
+        chat = self.speaker.chat_id
+        mine = self._buttons.get((chat, self.speaker.name), (0, []))
+        everyone = self._buttons.get((chat, None), (0, []))
+        return max(mine, everyone, key=lambda entry: entry[0])[1]
 
     async def _meta(self, line: str) -> bool:
         word, _, arg = line.strip().partition(" ")
@@ -134,7 +151,7 @@ class Console:
         if word in ("quit", "q", "exit"):
             return False
         if word == "as" and arg:
-            speaker.name, speaker.buttons = arg.split()[0], []
+            speaker.name = arg.split()[0]
         elif word == "hint":
             speaker.hint = None if arg in ("", "none") else arg
         elif word == "organizer" and arg in ("on", "off"):
@@ -158,7 +175,7 @@ class Console:
         return True
 
     async def _press(self, arg: str) -> bool:
-        buttons = self.speaker.buttons
+        buttons = self._visible_buttons()
         if not arg.isdigit() or not 1 <= int(arg) <= len(buttons):
             self._print(f"  (no button {arg or '?'}: the last answer had {len(buttons)})")
             return True

@@ -1,0 +1,112 @@
+"""Every message exists in Arabic, French and English, with matching placeholders and CLDR plurals."""
+
+from __future__ import annotations
+
+import gettext
+import re
+from pathlib import Path
+
+import pytest
+from babel import Locale
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCALES = ROOT / "locales"
+LANGS = ("ar", "fr", "en")
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# CLDR categories in the order gettext forms are numbered for each language.
+FORM_ORDER = {
+    "ar": ["zero", "one", "two", "few", "many", "other"],
+    "fr": ["one", "other"],
+    "en": ["one", "other"],
+}
+
+
+def source_messages() -> dict[str, str | None]:
+    """msgid -> msgid_plural (or None), extracted from the code as pybabel would."""
+    found: dict[str, str | None] = {}
+    for folder in ("bot", "handlers"):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            ROOT / folder, method_map=[("**.py", "python")], keywords=KEYWORDS
+        ):
+            if isinstance(message, tuple):
+                found[message[0]] = message[1]
+            else:
+                found[message] = None
+    return found
+
+
+def catalog(lang: str) -> Catalog:
+    with (LOCALES / lang / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        return read_po(handle, locale=lang)
+
+
+def placeholders(text: str) -> set[str]:
+    return set(PLACEHOLDER.findall(text))
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_message_is_translated_with_the_same_placeholders(lang: str) -> None:
+    wanted = source_messages()
+    assert len(wanted) > 50
+    entries = {m.id if isinstance(m.id, str) else m.id[0]: m for m in catalog(lang) if m.id}
+    missing = sorted(set(wanted) - set(entries))
+    assert not missing, f"{lang}: not in the catalog: {missing[:3]}"
+    problems = []
+    for msgid, plural in wanted.items():
+        entry = entries[msgid]
+        assert not entry.fuzzy, f"{lang}: fuzzy {msgid!r}"
+        forms = list(entry.string) if isinstance(entry.string, tuple) else [entry.string]
+        if lang == "en" and not any(forms):
+            continue  # gettext shows the English msgid
+        if not all(forms):
+            problems.append(f"untranslated {msgid!r}")
+            continue
+        expected = placeholders(msgid) | (placeholders(plural) if plural else set())
+        for form in forms:
+            extra = placeholders(form) - expected
+            lost = (expected - {"count"}) - placeholders(form)
+            if extra or lost:
+                problems.append(f"{msgid!r}: extra {extra or '-'}, lost {lost or '-'} in {form!r}")
+        if plural is None and placeholders(forms[0]) != expected:
+            problems.append(f"{msgid!r}: placeholders differ in {forms[0]!r}")
+        if plural is not None:
+            assert len(forms) == len(FORM_ORDER[lang]), f"{lang}: {msgid!r} has {len(forms)} forms"
+    assert not problems, f"{lang}: " + "; ".join(problems[:5])
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_plural_forms_header_agrees_with_cldr(lang: str) -> None:
+    cat = catalog(lang)
+    expression = cat.plural_expr
+    choose = gettext.c2py(expression)
+    rule = Locale.parse(lang).plural_form
+    order = FORM_ORDER[lang]
+    assert cat.num_plurals == len(order)
+    for n in range(0, 2001):
+        category = rule(n)
+        if category not in order:  # French "many" only exists for millions
+            category = "other"
+        assert choose(n) == order.index(category), f"{lang}: n={n} is {category}"
+
+
+def test_template_is_up_to_date() -> None:
+    with (LOCALES / "messages.pot").open("rb") as handle:
+        template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
+    assert template == set(source_messages()), "run `make locales`"
+
+
+def test_command_summaries_fit_telegram_menus() -> None:
+    from bot.i18n import Catalogs, use
+    from handlers import build_registry
+
+    catalogs = Catalogs.load()
+    for lang in LANGS:
+        with use(catalogs.get(lang)):
+            from bot.i18n import _
+
+            for command in build_registry():
+                assert 3 <= len(_(command.summary)) <= 256, (lang, command.name)
