@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -29,7 +30,10 @@ from bot.settings import LANGUAGES
 log = logging.getLogger(__name__)
 
 FSI = "\u2068"
+LRI = "\u2066"
 PDI = "\u2069"
+# A command with its Latin-script arguments, e.g. "/reminders on", not inside a URL or path.
+_COMMAND = re.compile(r"(?<![\w/:.@\u2066])/[a-z][a-z0-9_]*(?: [A-Za-z0-9_|<>\[\]+-]+)*")
 DOMAIN = "messages"
 MOMENT_CACHE = 512  # formatted campaign moments: a handful in practice
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
@@ -77,9 +81,15 @@ class Translator:
         return isolate(text) if self.rtl and text else text
 
     def _format(self, template: str, values: Mapping[str, object]) -> str:
-        if not values:
-            return template
-        return template.format_map({k: self._value(v) for k, v in values.items()})
+        text = (
+            template.format_map({k: self._value(v) for k, v in values.items()})
+            if values
+            else template
+        )
+        if self.rtl and "/" in text:
+            # Keep "/help" reading left to right inside right-to-left text.
+            text = _COMMAND.sub(lambda m: f"{LRI}{m.group(0)}{PDI}", text)
+        return text
 
     def gettext(self, message: str, /, **values: object) -> str:
         """Translate a message and fill its placeholders."""
@@ -99,7 +109,7 @@ class Translator:
         return format_percent(value, locale=self.babel_locale)
 
     def when(self, moment: datetime, zone: tzinfo) -> str:
-        """A moment as a date and time in the given zone, with the zone's name."""
+        """A moment as a date and time in the given zone (without the zone's name)."""
         cache_key = (moment, str(zone))
         cached = self._moments.get(cache_key)
         if cached is None:
@@ -112,9 +122,11 @@ class Translator:
         date = format_skeleton("yMMMEd", moment, tzinfo=zone, locale=self.babel_locale)
         time = format_time(moment, "short", tzinfo=zone, locale=self.babel_locale)
         glue = str(self.babel_locale.datetime_formats["medium"])
-        stamp = glue.replace("{1}", date).replace("{0}", time)
-        zone_name = get_timezone_name(zone, locale=self.babel_locale)
-        return f"{stamp} ({zone_name})"
+        return glue.replace("{1}", date).replace("{0}", time)
+
+    def zone_name(self, zone: tzinfo) -> str:
+        """A time zone's name in the reader's language, e.g. 'heure d’Europe centrale'."""
+        return get_timezone_name(zone, locale=self.babel_locale)
 
 
 class Catalogs:

@@ -34,8 +34,8 @@ class Arg:
     """One argument: a choice among values, or free text."""
 
     name: str
-    label: str  # msgid shown in usage when the argument is free text
     choices: tuple[Choice, ...] = ()
+    label: str = ""  # msgid shown in usage for a free-text argument
     required: bool = False
     rest: bool = False  # takes the rest of the line
 

@@ -9,7 +9,7 @@ from babel.dates import format_date
 
 from bot import i18n
 from bot.core import Button, Invocation
-from bot.i18n import N_, _
+from bot.i18n import N_, Raw, _
 from bot.services import Services
 
 ACCOUNTS = {
@@ -42,9 +42,10 @@ def window(services: Services, zone: ZoneInfo) -> str:
         return _("The organizers have not announced the freeze dates yet.")
     translator = i18n.current()
     return _(
-        "The freeze runs from {start} to {end}.",
+        "The freeze runs from {start} to {end} ({zone}).",
         start=translator.when(campaign.start, zone),
         end=translator.when(campaign.end, zone),
+        zone=translator.zone_name(zone),
     )
 
 
@@ -52,7 +53,7 @@ def post_message(services: Services) -> str:
     """The one message to post after the freeze, in the reader's language."""
     return _(
         "When the freeze ends, post this one message:\n\n{message}",
-        message=services.campaign.message(i18n.current().locale),
+        message=Raw(services.campaign.message(i18n.current().locale)),
     )
 
 

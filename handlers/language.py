@@ -16,7 +16,6 @@ from handlers.common import LANGUAGE_NAMES, reader_zone
 
 LANGUAGE = Arg(
     "language",
-    N_("language"),
     choices=(
         Choice("ar", ("arabic", "arabe", "عربي", "العربية", "عربية")),
         Choice("fr", ("french", "français", "francais", "فرنسي", "الفرنسية")),
@@ -26,13 +25,12 @@ LANGUAGE = Arg(
 )
 SCOPE = Arg(
     "scope",
-    N_("scope"),
     choices=(
         Choice("me", ("moi", "أنا", "لي")),
         Choice("group", ("groupe", "community", "communauté", "server", "serveur", "المجموعة")),
     ),
 )
-ZONE = Arg("zone", N_("time zone"), rest=True)
+ZONE = Arg("zone", label=N_("time zone"), rest=True)
 _ZONE_SHAPE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
 
 

@@ -18,7 +18,6 @@ from storage.base import PledgeStatus
 
 PLATFORM = Arg(
     "platform",
-    N_("accounts"),
     choices=(
         Choice("both", ("all", "tous", "les deux", "deux", "كلاهما", "الاثنين", "الكل")),
         Choice("instagram", ("insta", "ig", "إنستاجرام", "انستاجرام", "انستغرام", "إنستغرام")),

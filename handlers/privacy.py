@@ -10,7 +10,6 @@ from handlers.common import LANGUAGE_NAMES, accounts, long_date, paragraphs
 
 CONFIRM = Arg(
     "confirm",
-    N_("confirm"),
     choices=(Choice("confirm", ("confirmer", "oui", "yes", "تأكيد", "نعم", "أكد")),),
 )
 

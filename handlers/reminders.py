@@ -10,7 +10,6 @@ from handlers.common import LANGUAGE_NAMES
 
 STATE = Arg(
     "state",
-    N_("on or off"),
     choices=(
         Choice("on", ("yes", "oui", "activer", "نعم", "تشغيل", "تفعيل")),
         Choice("off", ("no", "non", "désactiver", "stop", "لا", "إيقاف", "توقف")),

@@ -9,7 +9,7 @@ from bot.services import Services
 from handlers.common import paragraphs, pledge_button
 from handlers.pledge import pledge
 
-DEEP_LINK = Arg("payload", N_("start"), choices=(Choice("pledge"),))
+DEEP_LINK = Arg("payload", choices=(Choice("pledge"),))
 
 
 async def start(invocation: Invocation, services: Services) -> list[Reply]:

@@ -11,7 +11,7 @@ import pytest
 from bot.bootstrap import bootstrap
 from bot.core import ChatKind, Invocation, Platform, Reply, Source, Visibility
 from bot.dispatch import resolve_locale
-from bot.i18n import FSI, PDI
+from bot.i18n import FSI, LRI, PDI
 from bot.registry import Command
 from bot.services import Services
 from storage.base import Community, Volunteer
@@ -113,7 +113,7 @@ async def test_arabic_numbers_are_isolated_but_commands_are_not(app: App) -> Non
     replies = await app.dispatcher.handle(inv("unpledge", hint="ar", user="nobody"))
     help_reply = await app.dispatcher.handle(inv("help", hint="ar"))
     assert "/language ar" in help_reply[0].text
-    assert f"{FSI}/language ar{PDI}" not in help_reply[0].text
+    assert f"{LRI}/language ar{PDI}" in help_reply[0].text
     assert replies[0].text
 
 
