@@ -1,4 +1,4 @@
-"""Every message exists in Arabic, French and English, with matching placeholders and CLDR plurals."""
+"""Every message exists in Arabic, French and English, with matching placeholders and plurals."""
 
 from __future__ import annotations
 
