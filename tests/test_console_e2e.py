@@ -13,8 +13,7 @@ async def test_english_pledge_twice_withdraw_tally_forget(app: App) -> None:
     assert "volunteer number 1." in out
     assert (
         "The freeze runs from Wed, Dec 16, 2026, 9:00\u202fAM to Thu, Dec 17, 2026, "
-        "9:00\u202fAM (Central European Time)."
-        in out
+        "9:00\u202fAM (Central European Time)." in out
     )
     assert "#StopHateForProfit" in out
 
