@@ -131,6 +131,10 @@ class Registry:
     def __len__(self) -> int:
         return len(self._commands)
 
+    def menu(self, organizer: bool) -> list[tuple[str, str]]:
+        """(name, description) pairs in the current language, for a platform's command menu."""
+        return [(command.name, _(command.summary)) for command in self.listed(organizer)]
+
     def listed(self, organizer: bool) -> list[Command]:
         """The commands to show someone in help and menus."""
         return [

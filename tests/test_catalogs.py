@@ -110,3 +110,25 @@ def test_command_summaries_fit_telegram_menus() -> None:
 
             for command in build_registry():
                 assert 3 <= len(_(command.summary)) <= 256, (lang, command.name)
+
+
+def test_one_registry_gives_every_language_its_menu() -> None:
+    from bot.i18n import Catalogs, use
+    from handlers import build_registry
+
+    registry = build_registry()
+    catalogs = Catalogs.load()
+    menus = {}
+    for lang in LANGS:
+        with use(catalogs.get(lang)):
+            menus[lang] = registry.menu(organizer=False)
+    names = [name for name, _ in menus["en"]]
+    assert "pledge" in names and "board" not in names and "start" not in names
+    for lang in ("ar", "fr"):
+        assert [name for name, _ in menus[lang]] == names
+        assert all(
+            mine != english
+            for (_, mine), (_, english) in zip(menus[lang], menus["en"], strict=True)
+        )
+    with use(catalogs.get("en")):
+        assert "board" in [name for name, _ in registry.menu(organizer=True)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import App
 
 
@@ -111,3 +113,56 @@ async def test_stop_word_in_private_turns_reminders_off(app: App) -> None:
     assert "• Reminders: on" in out
     out = await app.run("توقف\n/mydata")
     assert "• Reminders: off; no address is kept" in out
+
+
+FLOW = {
+    "en": {
+        "new": "Thank you! Your pledge is recorded",
+        "twice": "Nothing changed.",
+        "tally": "2 volunteers have pledged in this community.",
+        "withdrawn": "Your pledge is withdrawn.",
+        "after": "1 volunteer has pledged in all.",
+        "ask": "It cannot be undone.",
+        "forgotten": "Done: everything about you is erased",
+        "gone": "You have not pledged yet.",
+    },
+    "fr": {
+        "new": "Merci\u00a0! Votre engagement est enregistré",
+        "twice": "Rien n’a changé.",
+        "tally": "2 personnes se sont engagées dans cette communauté.",
+        "withdrawn": "Votre engagement a été retiré.",
+        "after": "1 personne s’est engagée au total.",
+        "ask": "Elle est irréversible.",
+        "forgotten": "toutes vos données ont été effacées",
+        "gone": "Vous n’avez pas encore pris d’engagement.",
+    },
+    "ar": {
+        "new": "شكرًا لك! سُجّل تعهّدك",
+        "twice": "لم يتغير شيء.",
+        "tally": "تعهّد متطوعان في هذه المجموعة.",
+        "withdrawn": "تم سحب تعهّدك.",
+        "after": "تعهّد متطوع واحد في المجموع.",
+        "ask": "ولا يمكن التراجع عن ذلك.",
+        "forgotten": "حُذفت جميع بياناتك",
+        "gone": "لا يوجد تعهّد باسمك بعد.",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", sorted(FLOW))
+async def test_full_flow_in_each_language(app: App, lang: str) -> None:
+    says = FLOW[lang]
+    out = await app.run(f":as first\n:hint {lang}\n/pledge")
+    assert says["new"] in out
+    assert says["twice"] in await app.run("/pledge")
+    await app.run(f":as second\n:hint {lang}\n/pledge both")
+    assert says["tally"] in await app.run("/tally")
+    assert says["withdrawn"] in await app.run("/unpledge")
+    assert says["after"] in await app.run("/tally")
+    out = await app.run(":as first\n/forget")
+    assert says["ask"] in out
+    assert says["forgotten"] in await app.run(":press 1")
+    assert says["gone"] in await app.run("/mypledge")
+    # Switching language changes the very next answer.
+    other = "fr" if lang != "fr" else "ar"
+    assert FLOW[other]["gone"] in await app.run(f"/language {other}\n/mypledge")
