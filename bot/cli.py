@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sqlite3
 import sys
 from pathlib import Path
 
+from telegram.error import TelegramError
+
 from bot.bootstrap import bootstrap
 from bot.frontends.console import Console
+from bot.frontends.telegram_bot import TelegramFrontend
 from bot.logs import setup_logging
 from bot.settings import ConfigError, Settings, load_settings
 
@@ -39,25 +43,33 @@ def _secrets(settings: Settings) -> list[str]:
     return [v.get_secret_value() for v in values if v is not None]
 
 
+async def _until_stopped() -> None:
+    """Wait for SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
 async def _run(settings: Settings, command: str) -> int:
-    platforms = [
-        name
-        for name, token in (
-            ("telegram", settings.telegram_token),
-            ("discord", settings.discord_token),
-        )
-        if token is not None
-    ]
-    if command == "run" and platforms:
-        setting = f"COALITION_{platforms[0].upper()}_TOKEN"
+    if command == "run" and settings.discord_token is not None:
         print(
-            f"{setting}: this version has no {platforms[0].capitalize()} front-end yet; "
-            "unset it to run the console",
+            "COALITION_DISCORD_TOKEN: this version has no Discord front-end yet; "
+            "unset it to run the others",
             file=sys.stderr,
         )
         return 2
-    async with bootstrap(settings) as (_services, dispatcher):
-        await Console(dispatcher).run(sys.stdin)
+    async with bootstrap(settings) as (services, dispatcher):
+        if command == "console" or settings.telegram_token is None:
+            await Console(dispatcher).run(sys.stdin)
+            return 0
+        telegram = TelegramFrontend(services, dispatcher)
+        await telegram.start()
+        try:
+            await _until_stopped()
+        finally:
+            await telegram.stop()
     return 0
 
 
@@ -75,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(settings, args.command))
     except KeyboardInterrupt:
         return 130
+    except TelegramError as error:
+        log.debug("start-up failed", exc_info=True)
+        message = str(error)
+        for secret in _secrets(settings):
+            message = message.replace(secret, "***")
+        print(f"start-up failed: Telegram: {message}", file=sys.stderr)
+        return 2
     except (OSError, ValueError, sqlite3.Error) as error:
         # e.g. an unwritable data directory or a damaged pepper file: one line, no traceback.
         log.debug("start-up failed", exc_info=True)

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     )
 
     telegram_token: SecretStr | None = None
+    telegram_base_url: str = Field(
+        default="https://api.telegram.org/bot", pattern=r"^https?://[^\s]+$"
+    )
+    telegram_base_file_url: str = Field(
+        default="https://api.telegram.org/file/bot", pattern=r"^https?://[^\s]+$"
+    )
+    board_interval: float = Field(default=3.0, ge=0.0, le=3600)
     discord_token: SecretStr | None = None
     data_dir: Path = Path("data")
     database_path: Path | None = None

@@ -58,10 +58,13 @@ async def tally(invocation: Invocation, services: Services) -> list[Reply]:
 
 async def board(invocation: Invocation, services: Services) -> list[Reply]:
     """Post the live pledge board with its "I pledge" button (organizers)."""
-    counts = await services.storage.tally(
-        services.campaign.id, invocation.platform, invocation.chat_id
-    )
-    community = invocation.community
+    return [await render_board(services, invocation.platform, invocation.chat_id)]
+
+
+async def render_board(services: Services, platform: str, chat_id: str) -> Reply:
+    """A community's board as it should read now, in the community's language."""
+    counts = await services.storage.tally(services.campaign.id, platform, chat_id)
+    _volunteer, community = await services.storage.load_context(b"", platform, chat_id)
     language = (community.language if community else None) or services.settings.default_language
     with i18n.use(services.catalogs.get(language)):
         text = paragraphs(
@@ -70,7 +73,7 @@ async def board(invocation: Invocation, services: Services) -> list[Reply]:
             window(services, services.campaign.zone),
         )
         button = pledge_button()
-    return [Reply(text=text, buttons=(button,), kind=ReplyKind.BOARD)]
+    return Reply(text=text, buttons=(button,), kind=ReplyKind.BOARD)
 
 
 COMMANDS = (

@@ -139,6 +139,14 @@ class Storage(abc.ABC):
         """Remember the platform reference of a community's board message."""
 
     @abc.abstractmethod
+    async def boards(self, platform: str) -> list[tuple[str, str]]:
+        """(chat id, board reference) of every community of a platform that has a board."""
+
+    @abc.abstractmethod
+    async def move_community(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+        """Give a community a new chat id (a migrated group), keeping its pledges and board."""
+
+    @abc.abstractmethod
     async def forget(self, key: bytes) -> bool:
         """Delete everything about a volunteer, leaving no copy in the files; False if none."""
 

@@ -366,6 +366,35 @@ class SQLiteStorage(Storage):
 
         await self._call(op)
 
+    async def boards(self, platform: str) -> list[tuple[str, str]]:
+        """(chat id, board reference) of every community of a platform that has a board."""
+
+        def op(db: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = db.execute(
+                "SELECT chat_id, board_ref FROM communities "
+                "WHERE platform = ? AND board_ref IS NOT NULL ORDER BY id",
+                (platform,),
+            ).fetchall()
+            return [(str(row[0]), str(row[1])) for row in rows]
+
+        return await self._call(op)
+
+    async def move_community(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+        """Give a community a new chat id (a migrated group), keeping its pledges and board."""
+
+        def op(db: sqlite3.Connection) -> bool:
+            if _community(db, platform, new_chat_id) is not None:
+                return False  # already moved (a second migration notice)
+            return (
+                db.execute(
+                    "UPDATE communities SET chat_id = ? WHERE platform = ? AND chat_id = ?",
+                    (new_chat_id, platform, old_chat_id),
+                ).rowcount
+                > 0
+            )
+
+        return await self._call(op)
+
     async def forget(self, key: bytes) -> bool:
         """Delete everything about a volunteer, leaving no copy in the files; False if none."""
 

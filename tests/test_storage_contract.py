@@ -172,3 +172,15 @@ async def test_data_survives_a_restart(tmp_path: Path) -> None:
     await second.open()
     assert (await second.tally(await second.ensure_campaign("c"), "console", "g")).total == 1
     await second.close()
+
+
+async def test_a_migrated_community_keeps_pledges_and_board(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(1), "telegram", "-1", "both")
+    await storage.set_board("telegram", "-1", "55")
+    assert await storage.move_community("telegram", "-1", "-1009")
+    assert not await storage.move_community("telegram", "-1", "-1009")
+    assert (await storage.tally(c, "telegram", "-1009")).community == 1
+    assert (await storage.tally(c, "telegram", "-1")).community == 0
+    assert await storage.boards("telegram") == [("-1009", "55")]
+    assert await storage.boards("discord") == []

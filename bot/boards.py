@@ -1,0 +1,92 @@
+"""Live boards: each community's board message follows the count, edited at most every few
+seconds and never with unchanged text, however many pledges arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.core import Reply
+
+log = logging.getLogger(__name__)
+
+Render = Callable[[str], Awaitable[Reply]]
+Edit = Callable[[str, str, Reply], Awaitable[None]]
+
+
+class BoardUpdater:
+    """Coalesces count changes per community into paced edits of its board message."""
+
+    def __init__(
+        self,
+        render: Render,
+        edit: Edit,
+        interval: float = 3.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._render = render
+        self._edit = edit
+        self.interval = interval
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
+        self._refs: dict[str, str] = {}
+        self._shown: dict[str, str] = {}
+        self._last_edit: dict[str, float] = {}
+        self._dirty: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def track(self, chat_id: str, ref: str, reply: Reply) -> None:
+        """Remember a board just posted (or found at start-up) and the text it shows."""
+        self._refs[chat_id] = ref
+        self._shown[chat_id] = reply.text
+        self._last_edit[chat_id] = self._clock()
+
+    def moved(self, old_chat_id: str, new_chat_id: str) -> None:
+        """Follow a community to its new chat id."""
+        for table in (self._refs, self._shown, self._last_edit):
+            if old_chat_id in table:
+                table[new_chat_id] = table.pop(old_chat_id)  # type: ignore[assignment]
+
+    def drop(self, chat_id: str) -> None:
+        """Stop updating a board (the bot was removed, or the message is gone)."""
+        self._refs.pop(chat_id, None)
+        self._shown.pop(chat_id, None)
+        self._dirty.discard(chat_id)
+
+    def touch(self, chat_id: str | None = None) -> None:
+        """A count changed: in one community, or (None) possibly in any of them."""
+        targets = list(self._refs) if chat_id is None else [chat_id]
+        for target in targets:
+            if target not in self._refs:
+                continue
+            self._dirty.add(target)
+            task = self._tasks.get(target)
+            if task is None or task.done():
+                self._tasks[target] = asyncio.create_task(self._follow(target))
+
+    async def _follow(self, chat_id: str) -> None:
+        while chat_id in self._dirty and chat_id in self._refs:
+            wait = self._last_edit.get(chat_id, 0.0) + self.interval - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._dirty.discard(chat_id)
+            try:
+                reply = await self._render(chat_id)
+                if reply.text == self._shown.get(chat_id) or chat_id not in self._refs:
+                    continue
+                self._last_edit[chat_id] = self._clock()
+                await self._edit(chat_id, self._refs[chat_id], reply)
+                self._shown[chat_id] = reply.text
+            except Exception:
+                log.exception("board update failed in one community; will retry on next change")
+
+    async def flush(self) -> None:
+        """Wait until every pending board edit is done (tests, shutdown)."""
+        while any(not t.done() for t in self._tasks.values()):
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel pending edits."""
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)

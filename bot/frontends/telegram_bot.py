@@ -1,0 +1,426 @@
+"""Telegram front-end on python-telegram-bot: updates become Invocations, Replies messages.
+
+It translates only. Who may do what, what to answer and in which language is the core's
+business; this module decides how an answer travels on Telegram: a toast for a button
+press, a private message (and a reaction in the group) for an answer meant for one person,
+HTML with every string escaped, long texts split, the board pinned and kept up to date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeDefault,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReactionTypeEmoji,
+    Update,
+    User,
+)
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import i18n
+from bot.boards import BoardUpdater
+from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
+from bot.dispatch import Dispatcher
+from bot.services import Services
+from handlers.tally import render_board
+
+log = logging.getLogger(__name__)
+
+GROUP_ANONYMOUS_BOT = 1087968824
+ADMIN_CACHE_SECONDS = 60.0
+TOAST_LIMIT = 200
+COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "start"})
+ORGANIZER_AWARE = frozenset({"board", "subscribe", "language", "help"})
+SEND_ATTEMPTS = 4
+
+
+def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Cut a text into pieces Telegram accepts, at paragraph, then line, then word breaks."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut <= limit // 2:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    pieces.append(rest)
+    return [p for p in pieces if p]
+
+
+def toast(text: str) -> str:
+    """What fits in a button-press answer: the first paragraph, at most 200 characters."""
+    first = text.split("\n\n", 1)[0]
+    return first if len(first) <= TOAST_LIMIT else first[: TOAST_LIMIT - 1] + "…"
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The reply's buttons as an inline keyboard, one per row."""
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.action)] for b in reply.buttons]
+    )
+
+
+def _seconds(retry_after: int | timedelta) -> float:
+    return retry_after.total_seconds() if isinstance(retry_after, timedelta) else float(retry_after)
+
+
+class TelegramFrontend:
+    """One Telegram bot, run by long polling, on the shared command core."""
+
+    def __init__(self, services: Services, dispatcher: Dispatcher) -> None:
+        self.services = services
+        self.dispatcher = dispatcher
+        self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
+        self.username = ""
+        self._admins: dict[tuple[int, int], tuple[float, bool]] = {}
+        self._chat_locks: dict[int, asyncio.Lock] = {}
+        self.boards = BoardUpdater(
+            self._render_board, self._edit_board, interval=services.settings.board_interval
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def build(self) -> Application[Any, Any, Any, Any, Any, Any]:
+        """The python-telegram-bot Application, with our three handlers."""
+        settings = self.services.settings
+        assert settings.telegram_token is not None
+        application = (
+            ApplicationBuilder()
+            .token(settings.telegram_token.get_secret_value())
+            .base_url(settings.telegram_base_url)
+            .base_file_url(settings.telegram_base_file_url)
+            .concurrent_updates(True)
+            .build()
+        )
+        application.add_handler(MessageHandler(filters.COMMAND, self.on_command))
+        application.add_handler(
+            MessageHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, self.on_text)
+        )
+        application.add_handler(CallbackQueryHandler(self.on_button))
+        application.add_error_handler(self.on_error)
+        return application
+
+    async def start(self) -> None:
+        """Connect, publish the command menus, find the boards, and start polling."""
+        self.application = self.build()
+        await self.application.initialize()
+        self.username = self.application.bot.username or ""
+        await self.publish_commands()
+        for chat_id, ref in await self.services.storage.boards("telegram"):
+            self.boards.track(chat_id, ref, await self._render_board(chat_id))
+            self.boards.touch(chat_id)
+        assert self.application.updater is not None
+        await self.application.updater.start_polling(
+            poll_interval=0.0, timeout=10, allowed_updates=["message", "callback_query"]
+        )
+        await self.application.start()
+        log.info("telegram: polling as @%s", self.username)
+
+    async def stop(self) -> None:
+        """Stop polling, finish board edits, disconnect."""
+        if self.application is None:
+            return
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.boards.close()
+        await self.application.shutdown()
+
+    async def publish_commands(self) -> None:
+        """setMyCommands from the registry: per language, organizer commands for admins only."""
+        assert self.application is not None
+        bot = self.application.bot
+        registry = self.services.registry
+        default = self.services.settings.default_language
+        for language in (*self.services.catalogs.languages, None):
+            with i18n.use(self.services.catalogs.get(language or default)):
+                everyone = [BotCommand(n, d) for n, d in registry.menu(organizer=False)]
+                admins = [BotCommand(n, d) for n, d in registry.menu(organizer=True)]
+            code = language or None
+            await bot.set_my_commands(everyone, scope=BotCommandScopeDefault(), language_code=code)
+            await bot.set_my_commands(
+                admins, scope=BotCommandScopeAllChatAdministrators(), language_code=code
+            )
+
+    # -- updates in --------------------------------------------------------------------
+
+    async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A /command in any chat."""
+        message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+        if message is None or user is None or chat is None or message.text is None:
+            return
+        head, _, rest = message.text.partition(" ")
+        name, _, addressee = head[1:].partition("@")
+        if addressee and addressee.lower() != self.username.lower():
+            return  # a command for another bot in the same group
+        command = name.lower()
+        invocation = await self._invocation(message, user, chat, command, rest.strip())
+        replies = await self.dispatcher.handle(invocation)
+        await self._deliver(invocation, replies, message=message)
+        self._after(invocation)
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Plain text in a private chat (stop words)."""
+        message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+        if message is None or user is None or chat is None or message.text is None:
+            return
+        invocation = self._base(user, chat, "", message.text, Source.TEXT, organizer=False)
+        replies = await self.dispatcher.handle(invocation)
+        await self._deliver(invocation, replies, message=message)
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A press on one of our inline buttons."""
+        query, user = update.callback_query, update.effective_user
+        if query is None or user is None:
+            return
+        chat = query.message.chat if query.message is not None else None
+        if chat is None:
+            await query.answer()
+            return
+        command, _, rest = (query.data or "").partition(" ")
+        organizer = await self._is_organizer(user, chat, None, command)
+        invocation = self._base(user, chat, command, rest, Source.BUTTON, organizer=organizer)
+        replies = await self.dispatcher.handle(invocation)
+        private = [r for r in replies if r.visibility is Visibility.PRIVATE]
+        public = [r for r in replies if r.visibility is Visibility.PUBLIC]
+        await query.answer(toast(private[0].text) if private else None)
+        if chat.type == Chat.PRIVATE:
+            public += private[1:]
+        await self._deliver(invocation, public)
+        self._after(invocation)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Anything that escaped a handler: log it; the bot keeps running."""
+        log.error(
+            "telegram: update failed: %s", type(context.error).__name__, exc_info=context.error
+        )
+
+    # -- building invocations -----------------------------------------------------------
+
+    def _base(
+        self, user: User, chat: Chat, command: str, text: str, source: Source, *, organizer: bool
+    ) -> Invocation:
+        return Invocation(
+            platform=Platform.TELEGRAM,
+            user_id=str(user.id),
+            chat_id=str(chat.id),
+            chat_kind=ChatKind.PRIVATE if chat.type == Chat.PRIVATE else ChatKind.GROUP,
+            command=command,
+            text=text,
+            source=source,
+            language_hint=user.language_code,
+            is_organizer=organizer,
+            dm_address=str(user.id),
+        )
+
+    async def _invocation(
+        self, message: Message, user: User, chat: Chat, command: str, text: str
+    ) -> Invocation:
+        organizer = await self._is_organizer(user, chat, message, command)
+        return self._base(user, chat, command, text, Source.COMMAND, organizer=organizer)
+
+    async def _is_organizer(
+        self, user: User, chat: Chat, message: Message | None, command: str
+    ) -> bool:
+        """Configured ids everywhere; in a group, its administrators (cached briefly)."""
+        if str(user.id) in self.services.settings.organizer_ids("telegram"):
+            return True
+        if chat.type == Chat.PRIVATE or command not in ORGANIZER_AWARE:
+            return False
+        if message is not None and message.sender_chat is not None:
+            # An anonymous administrator speaks as the group itself.
+            return message.sender_chat.id == chat.id
+        if user.id == GROUP_ANONYMOUS_BOT:
+            return False
+        key = (chat.id, user.id)
+        cached = self._admins.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < ADMIN_CACHE_SECONDS:
+            return cached[1]
+        try:
+            member = await chat.get_member(user.id)
+            is_admin = member.status in ("creator", "administrator")
+        except (BadRequest, Forbidden):
+            is_admin = False
+        self._admins[key] = (now, is_admin)
+        return is_admin
+
+    # -- replies out ----------------------------------------------------------------------
+
+    async def _deliver(
+        self, invocation: Invocation, replies: list[Reply], message: Message | None = None
+    ) -> None:
+        chat_id = int(invocation.chat_id)
+        in_group = invocation.chat_kind is ChatKind.GROUP
+        reacted = False
+        for reply in replies:
+            if in_group and reply.visibility is Visibility.PRIVATE:
+                # Not a new group message per volunteer: a reaction there, the answer in private.
+                if message is not None and not reacted:
+                    reacted = await self._react(message)
+                if await self._send(int(invocation.user_id), reply, private_chat=True):
+                    continue
+                if invocation.source is not Source.COMMAND or message is None:
+                    continue
+                # They never opened a private chat with the bot: answer in the group, briefly.
+                short = Reply(text=toast(reply.text), buttons=reply.buttons)
+                await self._send(chat_id, short, reply_to=message.message_id)
+                continue
+            sent = await self._send(chat_id, reply)
+            if sent is not None and reply.kind is ReplyKind.BOARD:
+                await self._new_board(chat_id, sent, reply)
+
+    async def _send(
+        self,
+        chat_id: int,
+        reply: Reply,
+        *,
+        reply_to: int | None = None,
+        private_chat: bool = False,
+    ) -> Message | None:
+        """Send one reply (split when long); the last message sent, or None if undeliverable."""
+        assert self.application is not None
+        bot = self.application.bot
+        pieces = split_text(html.escape(reply.text, quote=False))
+        last: Message | None = None
+        for index, piece in enumerate(pieces):
+            markup = keyboard(reply) if index == len(pieces) - 1 else None
+            last = await self._call(
+                chat_id,
+                lambda target, piece=piece, markup=markup: bot.send_message(
+                    target,
+                    piece,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    reply_to_message_id=reply_to,
+                    allow_sending_without_reply=True,
+                    disable_web_page_preview=True,
+                ),
+                private_chat=private_chat,
+            )
+            if last is None:
+                return None
+        return last
+
+    async def _call(
+        self,
+        chat_id: int,
+        request: Callable[[int], Awaitable[Any]],
+        *,
+        private_chat: bool = False,
+    ) -> Any:
+        """Run one request for a chat: wait out RetryAfter for that chat only, retry network
+        errors with backoff, and turn Forbidden / ChatMigrated into what they mean."""
+        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
+        delay = 0.5
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                async with lock:
+                    return await request(chat_id)
+            except RetryAfter as error:
+                wait = _seconds(error.retry_after)
+                log.warning("telegram: flood control for one chat, waiting %.0f s", wait)
+                async with lock:  # hold this chat only; other chats go on
+                    await asyncio.sleep(wait)
+            except Forbidden:
+                await self._unreachable(chat_id, private_chat)
+                return None
+            except ChatMigrated as error:
+                await self._migrated(chat_id, error.new_chat_id)
+                return await self._call(error.new_chat_id, request)
+            except BadRequest as error:
+                log.warning("telegram: request refused: %s", error.message)
+                return None
+            except NetworkError as error:
+                if attempt == SEND_ATTEMPTS:
+                    log.error("telegram: giving up after %d attempts: %s", attempt, error)
+                    return None
+                await asyncio.sleep(delay)
+                delay *= 2
+        return None
+
+    async def _react(self, message: Message) -> bool:
+        try:
+            await message.set_reaction(ReactionTypeEmoji("👍"))
+            return True
+        except (BadRequest, Forbidden, NetworkError):
+            return False
+
+    async def _unreachable(self, chat_id: int, private_chat: bool) -> None:
+        storage = self.services.storage
+        if private_chat or chat_id > 0:
+            key = self.services.identities.key("telegram", str(chat_id))
+            await storage.set_reminders(key, False, None)
+            log.info("telegram: a volunteer blocked the bot; their reminders are off")
+        else:
+            await storage.set_community_subscribed("telegram", str(chat_id), False)
+            self.boards.drop(str(chat_id))
+            log.info("telegram: the bot was removed from a group; it is unsubscribed")
+
+    async def _migrated(self, old_id: int, new_id: int) -> None:
+        moved = await self.services.storage.move_community("telegram", str(old_id), str(new_id))
+        self.boards.moved(str(old_id), str(new_id))
+        log.info("telegram: a group became a supergroup (moved: %s)", moved)
+
+    # -- boards -------------------------------------------------------------------------------
+
+    async def _new_board(self, chat_id: int, sent: Message, reply: Reply) -> None:
+        ref = str(sent.message_id)
+        await self.services.storage.set_board("telegram", str(chat_id), ref)
+        self.boards.track(str(chat_id), ref, reply)
+        try:
+            await sent.pin(disable_notification=True)
+        except (BadRequest, Forbidden):
+            log.info("telegram: not allowed to pin the board in one group")
+
+    async def _render_board(self, chat_id: str) -> Reply:
+        return await render_board(self.services, "telegram", chat_id)
+
+    async def _edit_board(self, chat_id: str, ref: str, reply: Reply) -> None:
+        assert self.application is not None
+        bot = self.application.bot
+        await self._call(
+            int(chat_id),
+            lambda target: bot.edit_message_text(
+                html.escape(reply.text, quote=False),
+                chat_id=target,
+                message_id=int(ref),
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(reply),
+            ),
+        )
+
+    def _after(self, invocation: Invocation) -> None:
+        if invocation.command not in COUNT_CHANGING:
+            return
+        if invocation.chat_kind is ChatKind.GROUP and invocation.command == "pledge":
+            self.boards.touch(invocation.chat_id)
+        else:
+            self.boards.touch(None)  # a withdrawal counts wherever the pledge was made
