@@ -17,6 +17,7 @@ from bot.frontends.console import Console
 from bot.frontends.telegram_bot import TelegramFrontend
 from bot.logs import setup_logging
 from bot.settings import ConfigError, Settings, load_settings
+from bot.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    values = [settings.telegram_token, settings.discord_token, settings.pepper]
+    values = [
+        settings.telegram_token,
+        settings.discord_token,
+        settings.pepper,
+        settings.telegram_webhook_secret,
+    ]
     return [v.get_secret_value() for v in values if v is not None]
 
 
@@ -64,11 +70,14 @@ async def _run(settings: Settings, command: str) -> int:
         if command == "console" or settings.telegram_token is None:
             await Console(dispatcher).run(sys.stdin)
             return 0
-        telegram = TelegramFrontend(services, dispatcher)
+        web = WebServer(settings.web_host, settings.web_port)
+        telegram = TelegramFrontend(services, dispatcher, web)
         await telegram.start()
+        await web.start()
         try:
             await _until_stopped()
         finally:
+            await web.stop()
             await telegram.stop()
     return 0
 

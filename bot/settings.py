@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         default="https://api.telegram.org/file/bot", pattern=r"^https?://[^\s]+$"
     )
     board_interval: float = Field(default=3.0, ge=0.0, le=3600)
+    telegram_webhook_url: str | None = Field(default=None, pattern=r"^https://[^\s]+$")
+    telegram_webhook_secret: SecretStr | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
     discord_token: SecretStr | None = None
     data_dir: Path = Path("data")
     database_path: Path | None = None
@@ -115,6 +119,15 @@ class Settings(BaseSettings):
             return None
         if value is not None and not _DISCORD_TOKEN.match(value.get_secret_value()):
             raise ValueError("malformed token (expected three dot-separated parts)")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{16,256}", value.get_secret_value()
+        ):
+            raise ValueError("use 16 to 256 characters among A-Z, a-z, 0-9, _ and -")
         return value
 
     @field_validator("pepper")

@@ -9,13 +9,17 @@ HTML with every string escaped, long texts split, the board pinned and kept up t
 from __future__ import annotations
 
 import asyncio
+import hmac
 import html
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
+from aiohttp import web
 from telegram import (
     BotCommand,
     BotCommandScopeAllChatAdministrators,
@@ -44,10 +48,15 @@ from bot.boards import BoardUpdater
 from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
 from bot.services import Services
+from bot.web import WebServer
 from handlers.tally import render_board
 
 log = logging.getLogger(__name__)
 
+WEBHOOK_PATH = "/telegram"
+ALLOWED_UPDATES = ["message", "callback_query"]
+# Set while a webhook request is processed: a button answer put here goes back in the response.
+_inline_answer: ContextVar[dict[str, Any] | None] = ContextVar("inline_answer", default=None)
 GROUP_ANONYMOUS_BOT = 1087968824
 ADMIN_CACHE_SECONDS = 60.0
 TOAST_LIMIT = 200
@@ -93,9 +102,14 @@ def _seconds(retry_after: int | timedelta) -> float:
 class TelegramFrontend:
     """One Telegram bot, run by long polling, on the shared command core."""
 
-    def __init__(self, services: Services, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, services: Services, dispatcher: Dispatcher, web: WebServer | None = None
+    ) -> None:
         self.services = services
         self.dispatcher = dispatcher
+        self.web = web
+        secret = services.settings.telegram_webhook_secret
+        self._webhook_secret = secret.get_secret_value() if secret else secrets.token_urlsafe(32)
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
         self.username = ""
         self._admins: dict[tuple[int, int], tuple[float, bool]] = {}
@@ -127,7 +141,8 @@ class TelegramFrontend:
         return application
 
     async def start(self) -> None:
-        """Connect, publish the command menus, find the boards, and start polling."""
+        """Connect, publish the command menus, find the boards, and take updates: by webhook
+        when a public URL is configured, else by long polling."""
         self.application = self.build()
         await self.application.initialize()
         self.username = self.application.bot.username or ""
@@ -135,12 +150,44 @@ class TelegramFrontend:
         for chat_id, ref in await self.services.storage.boards("telegram"):
             self.boards.track(chat_id, ref, await self._render_board(chat_id))
             self.boards.touch(chat_id)
+        url = self.services.settings.telegram_webhook_url
+        if url:
+            if self.web is None:
+                raise RuntimeError("webhook mode needs the web server")
+            self.web.add_post(WEBHOOK_PATH, self.on_webhook)
+            await self.application.bot.set_webhook(
+                url, secret_token=self._webhook_secret, allowed_updates=ALLOWED_UPDATES
+            )
+            await self.application.start()
+            log.info("telegram: webhook mode as @%s", self.username)
+            return
         assert self.application.updater is not None
         await self.application.updater.start_polling(
-            poll_interval=0.0, timeout=10, allowed_updates=["message", "callback_query"]
+            poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES
         )
         await self.application.start()
         log.info("telegram: polling as @%s", self.username)
+
+    async def on_webhook(self, request: web.Request) -> web.Response:
+        """One update posted by Telegram. A button press is answered in the HTTP response
+        itself (Telegram runs a method returned there), which saves a request per press."""
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self._webhook_secret.encode()):
+            return web.Response(status=403)
+        assert self.application is not None
+        try:
+            update = Update.de_json(await request.json(), self.application.bot)
+        except (ValueError, KeyError, TypeError):
+            return web.Response(status=400)
+        slot: dict[str, Any] = {}
+        token = _inline_answer.set(slot)
+        try:
+            await self.application.process_update(update)
+        finally:
+            _inline_answer.reset(token)
+        if slot:
+            return web.json_response({"method": "answerCallbackQuery", **slot})
+        return web.Response(status=200)
 
     async def stop(self) -> None:
         """Stop polling, finish board edits, disconnect."""
@@ -210,7 +257,14 @@ class TelegramFrontend:
         replies = await self.dispatcher.handle(invocation)
         private = [r for r in replies if r.visibility is Visibility.PRIVATE]
         public = [r for r in replies if r.visibility is Visibility.PUBLIC]
-        await query.answer(toast(private[0].text) if private else None)
+        text = toast(private[0].text) if private else None
+        slot = _inline_answer.get()
+        if slot is not None and not slot:
+            slot["callback_query_id"] = query.id
+            if text:
+                slot["text"] = text
+        else:
+            await query.answer(text)
         if chat.type == Chat.PRIVATE:
             public += private[1:]
         await self._deliver(invocation, public)
