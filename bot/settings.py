@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         default="https://api.telegram.org/file/bot", pattern=r"^https?://[^\s]+$"
     )
     board_interval: float = Field(default=3.0, ge=0.0, le=3600)
-    telegram_webhook_url: str | None = Field(default=None, pattern=r"^https://[^\s]+$")
+    telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     telegram_webhook_secret: SecretStr | None = None
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)

@@ -137,6 +137,7 @@ class TelegramFrontend:
             MessageHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, self.on_text)
         )
         application.add_handler(CallbackQueryHandler(self.on_button))
+        application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.on_migrate))
         application.add_error_handler(self.on_error)
         return application
 
@@ -269,6 +270,16 @@ class TelegramFrontend:
             public += private[1:]
         await self._deliver(invocation, public)
         self._after(invocation)
+
+    async def on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A group became a supergroup: move its community, pledges and board to the new id."""
+        message = update.effective_message
+        if message is None:
+            return
+        if message.migrate_to_chat_id is not None:
+            await self._migrated(message.chat.id, message.migrate_to_chat_id)
+        elif message.migrate_from_chat_id is not None:
+            await self._migrated(message.migrate_from_chat_id, message.chat.id)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Anything that escaped a handler: log it; the bot keeps running."""

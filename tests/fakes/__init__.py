@@ -1,0 +1,1 @@
+"""Test fakes for the platforms the bot talks to."""

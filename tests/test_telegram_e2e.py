@@ -1,0 +1,316 @@
+"""The Telegram front-end end to end: the real python-telegram-bot against a Bot API server of
+our own on 127.0.0.1 (tests/fakes/telegram_server.py). PTB itself is never mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.bootstrap import bootstrap
+from bot.frontends.telegram_bot import TelegramFrontend
+from bot.logs import setup_logging
+from bot.services import Services
+from bot.web import WebServer
+from tests.conftest import NOW, make_settings
+from tests.fakes.telegram_server import FakeTelegram
+
+TOKEN = "123456:TEST" + "abcdefghijklmnopqrstuvwxyzABCD"
+ORGANIZER = 500
+GROUP = -100500
+ADMIN = 600
+MEMBER = 700
+
+
+@dataclass
+class World:
+    server: FakeTelegram
+    frontend: TelegramFrontend
+    services: Services
+
+    async def answer_in(self, chat_id: int, count: int = 1) -> list[dict]:
+        """Wait until the bot has sent `count` messages in a chat; return them."""
+        await self.server.wait_for(lambda: len(self.server.messages(chat_id)) >= count)
+        return self.server.messages(chat_id)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with FakeTelegram(TOKEN) as server:
+        server.add_user(ORGANIZER, "Org", "en")
+        server.add_user(ADMIN, "Adm", "fr")
+        server.add_user(MEMBER, "Mem", "en")
+        server.add_group(GROUP, "Coalition", admins=[ADMIN], creator=ORGANIZER)
+        settings = make_settings(
+            tmp_path,
+            telegram_token=TOKEN,
+            telegram_base_url=server.base_url,
+            telegram_base_file_url=server.base_file_url,
+            telegram_organizer_ids=str(ORGANIZER),
+            board_interval=0.5,
+        )
+        async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
+            frontend = TelegramFrontend(services, dispatcher)
+            await frontend.start()
+            try:
+                yield World(server, frontend, services)
+            finally:
+                await frontend.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("language_code", "expected"),
+    [("en", "Thank you!"), ("fr", "Merci"), ("ar", "شكرًا"), (None, "Thank you!")],
+)
+async def test_pledge_by_command_in_the_volunteers_language(
+    world: World, language_code: str | None, expected: str
+) -> None:
+    world.server.add_user(801, "V", language_code)
+    world.server.user_sends(801, 801, "/pledge")
+    (answer,) = await world.answer_in(801)
+    assert expected in answer["text"]
+    assert "1" in answer["text"]
+
+
+async def test_deep_link_start_pledges(world: World) -> None:
+    world.server.add_user(802, "V", "fr")
+    world.server.user_sends(802, 802, "/start pledge")
+    (answer,) = await world.answer_in(802)
+    assert "Votre engagement est enregistré" in answer["text"]
+
+
+async def test_commands_are_published_per_language_and_scope(world: World) -> None:
+    commands = world.server.commands
+    english = [c["command"] for c in commands[("default", "en")]]
+    assert "pledge" in english and "board" not in english
+    admins = [c["command"] for c in commands[("all_chat_administrators", "fr")]]
+    assert "board" in admins
+    french = {c["command"]: c["description"] for c in commands[("default", "fr")]}
+    assert (
+        french["pledge"]
+        != {c["command"]: c["description"] for c in commands[("default", "en")]}["pledge"]
+    )
+    assert ("default", "ar") in commands and ("default", "") in commands
+
+
+async def test_board_button_presses_are_toasts_and_the_board_becomes_exact(world: World) -> None:
+    server = world.server
+    server.user_sends(ORGANIZER, GROUP, "/board")
+    (board,) = await world.answer_in(GROUP)
+    assert board["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "pledge"
+    assert server.pinned.get(GROUP) == board["message_id"]
+    presses = {}
+    for user, code in ((901, "en"), (902, "fr"), (903, "ar"), (904, None), (905, "fr")):
+        server.add_user(user, "P", code)
+        presses[user] = server.user_presses(user, GROUP, board["message_id"], "pledge")
+    await server.wait_for(lambda: all(q in server.callback_answers for q in presses.values()))
+    assert "Thank you" in server.callback_answers[presses[901]]["text"]
+    assert "Merci" in server.callback_answers[presses[902]]["text"]
+    assert "شكرًا" in server.callback_answers[presses[903]]["text"]
+    assert all(len(a.get("text", "")) <= 200 for a in server.callback_answers.values())
+    # no new message per volunteer in the group: only the board
+    assert len(server.messages(GROUP)) == 1
+    await server.wait_for(
+        lambda: "5 volunteers have pledged in this community." in server.messages(GROUP)[0]["text"]
+    )
+    edits = server.edits(GROUP)
+    assert 1 <= len(edits) <= 2, "edits are coalesced"
+    shown = [e["text"] for e in edits]
+    assert len(shown) == len(set(shown)), "never an edit with unchanged text"
+
+
+async def test_pressing_twice_says_already_and_changes_nothing(world: World) -> None:
+    server = world.server
+    server.user_sends(ORGANIZER, GROUP, "/board")
+    (board,) = await world.answer_in(GROUP)
+    server.add_user(910, "P", "en")
+    first = server.user_presses(910, GROUP, board["message_id"], "pledge")
+    await server.wait_for(lambda: first in server.callback_answers)
+    second = server.user_presses(910, GROUP, board["message_id"], "pledge")
+    await server.wait_for(lambda: second in server.callback_answers)
+    assert "already pledged" in server.callback_answers[second]["text"]
+
+
+async def test_organizer_command_refused_to_member_and_accepted_for_admin(world: World) -> None:
+    server = world.server
+    server.user_sends(MEMBER, MEMBER, "/start")  # so the bot may write to them privately
+    await world.answer_in(MEMBER)
+    server.user_sends(MEMBER, GROUP, "/board")
+    await server.wait_for(lambda: len(server.messages(MEMBER)) >= 2)
+    assert "only the campaign's organizers" in server.messages(MEMBER)[-1]["text"]
+    assert server.messages(GROUP) == []
+    server.user_sends(ADMIN, GROUP, "/board")
+    (board,) = await world.answer_in(GROUP)
+    assert "Arrêtez la haine" in board["text"] or "Stop Hate For Profit" in board["text"]
+
+
+async def test_anonymous_admin_is_an_organizer(world: World) -> None:
+    world.server.user_sends(ADMIN, GROUP, "/subscribe off", sender_chat_id=GROUP)
+    (answer,) = await world.answer_in(GROUP)
+    assert "no longer receive" in answer["text"]
+
+
+async def test_a_migrated_group_keeps_its_pledges(world: World) -> None:
+    server = world.server
+    server.user_sends(ORGANIZER, GROUP, "/board")
+    (board,) = await world.answer_in(GROUP)
+    server.add_user(920, "P", "en")
+    press = server.user_presses(920, GROUP, board["message_id"], "pledge")
+    await server.wait_for(lambda: press in server.callback_answers)
+    new_id = -100999
+    server.migrate_group(GROUP, new_id)  # Telegram tells the bot with two service messages
+    for _ in range(200):
+        if await world.services.storage.boards("telegram") != [
+            (str(GROUP), str(board["message_id"]))
+        ]:
+            break
+        await asyncio.sleep(0.01)
+    server.user_sends(MEMBER, new_id, "/tally")
+    (tally,) = await world.answer_in(new_id)
+    assert "1 volunteer has pledged in this community." in tally["text"]
+    assert await world.services.storage.boards("telegram") == [
+        (str(new_id), str(board["message_id"]))
+    ]
+
+
+async def test_a_volunteer_who_blocked_the_bot_stops_receiving(world: World) -> None:
+    server = world.server
+    server.add_user(930, "B", "en")
+    server.user_sends(930, 930, "/reminders on")
+    (answer,) = await world.answer_in(930)
+    assert "Reminders are on" in answer["text"]
+    key = world.services.identities.key("telegram", "930")
+    data = await world.services.storage.export(world.services.campaign.id, key)
+    assert data.volunteer is not None and data.volunteer.dm_address == "930"
+    server.block_bot(930)
+    server.user_sends(930, GROUP, "/pledge")  # the answer would go privately: 403
+    await server.wait_for(lambda: any(m == "setMessageReaction" for m, _ in server.requests))
+
+    async def reminders_off() -> bool:
+        found = await world.services.storage.export(world.services.campaign.id, key)
+        return found.volunteer is not None and not found.volunteer.reminders
+
+    for _ in range(100):
+        if await reminders_off():
+            break
+        await server.wait_for(lambda: True, timeout=0.05)
+    assert await reminders_off()
+
+
+async def test_html_injection_shows_literally(world: World) -> None:
+    server = world.server
+    server.add_user(940, "H", "en")
+    server.user_sends(940, 940, '/timezone <b>bold</b><a href="x">')
+    (answer,) = await world.answer_in(940)
+    assert '<b>bold</b><a href="x">' in answer["text"]
+    sent = [p for m, p in server.requests if m == "sendMessage" and p.get("chat_id") == 940]
+    assert "&lt;b&gt;bold&lt;/b&gt;" in sent[-1]["text"]
+    assert sent[-1]["parse_mode"] == "HTML"
+
+
+async def test_pledge_in_a_group_does_not_flood_it(world: World) -> None:
+    server = world.server
+    server.add_user(950, "G", "en")
+    server.user_sends(950, 950, "/start")
+    await world.answer_in(950)
+    server.user_sends(950, GROUP, "/pledge")
+    await server.wait_for(lambda: len(server.messages(950)) >= 2)
+    assert "Thank you!" in server.messages(950)[-1]["text"]
+    assert server.messages(GROUP) == []
+    assert server.reactions and server.reactions[-1]["chat_id"] == GROUP
+
+
+async def test_token_never_reaches_the_logs(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging("DEBUG", [TOKEN])
+    try:
+        async with FakeTelegram(TOKEN) as server:
+            server.add_user(960, "L", "en")
+            settings = make_settings(
+                tmp_path,
+                telegram_token=TOKEN,
+                telegram_base_url=server.base_url,
+                telegram_base_file_url=server.base_file_url,
+            )
+            async with bootstrap(settings) as (services, dispatcher):
+                frontend = TelegramFrontend(services, dispatcher)
+                await frontend.start()
+                server.user_sends(960, 960, "/pledge")
+                await server.wait_for(lambda: len(server.messages(960)) == 1)
+                server.fail_next("sendMessage", status=500)
+                server.user_sends(960, 960, "/tally")
+                await server.wait_for(lambda: len(server.messages(960)) == 2, timeout=10)
+                await frontend.stop()
+    finally:
+        logging.getLogger().handlers.clear()
+    captured = capfd.readouterr()
+    assert "telegram" in (captured.err + captured.out).lower()
+    assert TOKEN not in captured.err + captured.out
+    assert TOKEN.split(":")[1] not in captured.err + captured.out
+
+
+async def test_webhook_mode_checks_the_secret_and_answers_in_the_response(
+    tmp_path: Path,
+) -> None:
+    async with FakeTelegram(TOKEN) as server:
+        server.add_user(970, "W", "fr")
+        server.add_group(GROUP, "G", creator=ORGANIZER)
+        web = WebServer("127.0.0.1", free_port())
+        settings = make_settings(
+            tmp_path,
+            telegram_token=TOKEN,
+            telegram_base_url=server.base_url,
+            telegram_base_file_url=server.base_file_url,
+            telegram_organizer_ids=str(ORGANIZER),
+            telegram_webhook_url=f"http://127.0.0.1:{web.port}/telegram",
+            telegram_webhook_secret="s" * 24,
+        )
+        async with bootstrap(settings) as (services, dispatcher):
+            frontend = TelegramFrontend(services, dispatcher, web)
+            await frontend.start()
+            await web.start()
+            try:
+                server.user_sends(970, 970, "/pledge")
+                await server.wait_for(lambda: len(server.messages(970)) == 1)
+                assert "Merci" in server.messages(970)[0]["text"]
+                server.user_sends(ORGANIZER, GROUP, "/board")
+                await server.wait_for(lambda: len(server.messages(GROUP)) == 1)
+                board = server.messages(GROUP)[0]
+                press = server.user_presses(970, GROUP, board["message_id"], "pledge")
+                await server.wait_for(lambda: press in server.callback_answers)
+                assert "déjà" in server.callback_answers[press]["text"]
+                # answered inside the webhook response: no answerCallbackQuery request
+                assert not any(m == "answerCallbackQuery" for m, _ in server.requests)
+                async with aiohttp.ClientSession() as http:
+                    url = f"http://127.0.0.1:{web.port}/telegram"
+                    async with http.post(url, json={"update_id": 1}) as response:
+                        assert response.status == 403
+                    headers = {"X-Telegram-Bot-Api-Secret-Token": "wrong" * 5}
+                    async with http.post(url, json={}, headers=headers) as response:
+                        assert response.status == 403
+            finally:
+                await frontend.stop()
+                await web.stop()
+
+
+def test_split_text_respects_the_limit() -> None:
+    from bot.frontends.telegram_bot import split_text
+
+    text = "\n\n".join("word " * 300 for _ in range(5))
+    pieces = split_text(text)
+    assert all(len(p) <= 4096 for p in pieces)
+    assert re.sub(r"\s+", " ", " ".join(pieces)).strip() == re.sub(r"\s+", " ", text).strip()
