@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -85,6 +86,8 @@ async def _run(settings: Settings, command: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `coalition-bot` script and of `python -m bot`."""
     args = _parser().parse_args(argv)
+    # python-telegram-bot 22: RetryAfter.retry_after as a timedelta (the coming default).
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
     try:
         settings = load_settings(**overrides)

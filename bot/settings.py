@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         default="https://api.telegram.org/file/bot", pattern=r"^https?://[^\s]+$"
     )
     board_interval: float = Field(default=3.0, ge=0.0, le=3600)
+    telegram_rate_overall: float = Field(default=30.0, gt=0, le=1000)
+    telegram_rate_per_chat: float = Field(default=1.0, gt=0, le=100)
+    telegram_rate_per_group_minute: float = Field(default=20.0, gt=0, le=6000)
     telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     telegram_webhook_secret: SecretStr | None = None
     web_host: str = "127.0.0.1"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,9 @@ from bot.dispatch import Dispatcher
 from bot.frontends.console import Console
 from bot.services import Services
 from bot.settings import Settings
+
+# python-telegram-bot 22: opt in to timedelta retry_after, as the production entry point does.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 PEPPER = "test-pepper-" + "x" * 40
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ from bot.logs import setup_logging
 from bot.services import Services
 from bot.web import WebServer
 from tests.conftest import NOW, make_settings
-from tests.fakes.telegram_server import FakeTelegram
+from tests.fakes.telegram_server import FakeTelegram, Limits
 
 TOKEN = "123456:TEST" + "abcdefghijklmnopqrstuvwxyzABCD"
 ORGANIZER = 500
@@ -206,7 +206,7 @@ async def test_a_volunteer_who_blocked_the_bot_stops_receiving(world: World) -> 
     for _ in range(100):
         if await reminders_off():
             break
-        await server.wait_for(lambda: True, timeout=0.05)
+        await asyncio.sleep(0.05)
     assert await reminders_off()
 
 
@@ -314,3 +314,46 @@ def test_split_text_respects_the_limit() -> None:
     pieces = split_text(text)
     assert all(len(p) <= 4096 for p in pieces)
     assert re.sub(r"\s+", " ", " ".join(pieces)).strip() == re.sub(r"\s+", " ", text).strip()
+
+
+async def limited_world(tmp_path: Path, **rates: float) -> AsyncIterator[World]:
+    async with FakeTelegram(TOKEN, limits=Limits(enabled=True)) as server:
+        settings = make_settings(
+            tmp_path,
+            telegram_token=TOKEN,
+            telegram_base_url=server.base_url,
+            telegram_base_file_url=server.base_file_url,
+            **rates,
+        )
+        async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
+            frontend = TelegramFrontend(services, dispatcher)
+            await frontend.start()
+            try:
+                yield World(server, frontend, services)
+            finally:
+                await frontend.stop()
+
+
+async def test_retry_after_holds_one_chat_without_stalling_the_others(tmp_path: Path) -> None:
+    # The bot is told the chat limit is 100/s, so the server's real 1/s answers 429.
+    async for world in limited_world(tmp_path, telegram_rate_per_chat=100):
+        server = world.server
+        for user in (1001, 1002):
+            server.add_user(user, "R", "en")
+        for _ in range(3):
+            server.user_sends(1001, 1001, "/tally")
+        await server.wait_for(lambda: server.rejected_429 >= 1)
+        server.user_sends(1002, 1002, "/tally")
+        await server.wait_for(lambda: len(server.messages(1002)) == 1, timeout=1.0)
+        assert len(server.messages(1001)) < 3, "the other chat was answered while 1001 waits"
+        await server.wait_for(lambda: len(server.messages(1001)) == 3, timeout=8)
+
+
+async def test_paced_bot_stays_under_the_limits(tmp_path: Path) -> None:
+    async for world in limited_world(tmp_path):
+        server = world.server
+        server.add_user(1003, "R", "fr")
+        for _ in range(3):
+            server.user_sends(1003, 1003, "/tally")
+        await server.wait_for(lambda: len(server.messages(1003)) == 3, timeout=8)
+        assert server.rejected_429 == 0

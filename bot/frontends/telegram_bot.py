@@ -47,6 +47,7 @@ from bot import i18n
 from bot.boards import BoardUpdater
 from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
+from bot.pacing import Pacer
 from bot.services import Services
 from bot.web import WebServer
 from handlers.tally import render_board
@@ -113,7 +114,12 @@ class TelegramFrontend:
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
         self.username = ""
         self._admins: dict[tuple[int, int], tuple[float, bool]] = {}
-        self._chat_locks: dict[int, asyncio.Lock] = {}
+        settings = services.settings
+        self.pacer = Pacer(
+            settings.telegram_rate_overall,
+            settings.telegram_rate_per_chat,
+            settings.telegram_rate_per_group_minute,
+        )
         self.boards = BoardUpdater(
             self._render_board, self._edit_board, interval=services.settings.board_interval
         )
@@ -403,17 +409,15 @@ class TelegramFrontend:
     ) -> Any:
         """Run one request for a chat: wait out RetryAfter for that chat only, retry network
         errors with backoff, and turn Forbidden / ChatMigrated into what they mean."""
-        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
         delay = 0.5
         for attempt in range(1, SEND_ATTEMPTS + 1):
+            await self.pacer.slot(chat_id, group=chat_id < 0)
             try:
-                async with lock:
-                    return await request(chat_id)
+                return await request(chat_id)
             except RetryAfter as error:
                 wait = _seconds(error.retry_after)
-                log.warning("telegram: flood control for one chat, waiting %.0f s", wait)
-                async with lock:  # hold this chat only; other chats go on
-                    await asyncio.sleep(wait)
+                log.warning("telegram: flood control for one chat, holding it %.0f s", wait)
+                self.pacer.pause(chat_id, wait)
             except Forbidden:
                 await self._unreachable(chat_id, private_chat)
                 return None

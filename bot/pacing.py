@@ -1,0 +1,59 @@
+"""Pacing under a platform's published limits: token buckets (aiolimiter) overall, per chat
+and per group, plus a per-chat pause after a 429 that leaves every other chat running."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+from aiolimiter import AsyncLimiter
+
+
+class Pacer:
+    """Waits until one more message may go to a chat without tripping the platform's limits."""
+
+    def __init__(
+        self,
+        overall_per_second: float,
+        per_chat_per_second: float,
+        per_group_per_minute: float,
+        max_tracked: int = 20_000,
+    ) -> None:
+        self._overall = AsyncLimiter(overall_per_second, 1.0)
+        self.per_chat = per_chat_per_second
+        self.per_group = per_group_per_minute
+        self.max_tracked = max_tracked
+        self._chats: OrderedDict[int, tuple[AsyncLimiter, AsyncLimiter | None]] = OrderedDict()
+        self._paused_until: dict[int, float] = {}
+
+    def _limiters(self, chat_id: int, group: bool) -> tuple[AsyncLimiter, AsyncLimiter | None]:
+        found = self._chats.get(chat_id)
+        if found is None:
+            found = (
+                AsyncLimiter(self.per_chat, 1.0),
+                AsyncLimiter(self.per_group, 60.0) if group else None,
+            )
+            self._chats[chat_id] = found
+            if len(self._chats) > self.max_tracked:
+                self._chats.popitem(last=False)
+        else:
+            self._chats.move_to_end(chat_id)
+        return found
+
+    async def slot(self, chat_id: int, group: bool) -> None:
+        """Wait for this chat's turn, then for a place in the overall budget."""
+        loop = asyncio.get_running_loop()
+        # A pause can grow while we sleep (another 429), so look again after each one.
+        while (until := self._paused_until.get(chat_id, 0.0)) > loop.time():  # noqa: ASYNC110
+            await asyncio.sleep(until - loop.time())
+        self._paused_until.pop(chat_id, None)
+        chat, group_limiter = self._limiters(chat_id, group)
+        await chat.acquire()
+        if group_limiter is not None:
+            await group_limiter.acquire()
+        await self._overall.acquire()
+
+    def pause(self, chat_id: int, seconds: float) -> None:
+        """The platform said 'retry after': hold this chat (only) that long."""
+        until = asyncio.get_running_loop().time() + seconds
+        self._paused_until[chat_id] = max(until, self._paused_until.get(chat_id, 0.0))
