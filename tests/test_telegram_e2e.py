@@ -8,6 +8,7 @@ import logging
 import re
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -316,6 +317,7 @@ def test_split_text_respects_the_limit() -> None:
     assert re.sub(r"\s+", " ", " ".join(pieces)).strip() == re.sub(r"\s+", " ", text).strip()
 
 
+@asynccontextmanager
 async def limited_world(tmp_path: Path, **rates: float) -> AsyncIterator[World]:
     async with FakeTelegram(TOKEN, limits=Limits(enabled=True)) as server:
         settings = make_settings(
@@ -336,7 +338,7 @@ async def limited_world(tmp_path: Path, **rates: float) -> AsyncIterator[World]:
 
 async def test_retry_after_holds_one_chat_without_stalling_the_others(tmp_path: Path) -> None:
     # The bot is told the chat limit is 100/s, so the server's real 1/s answers 429.
-    async for world in limited_world(tmp_path, telegram_rate_per_chat=100):
+    async with limited_world(tmp_path, telegram_rate_per_chat=100) as world:
         server = world.server
         for user in (1001, 1002):
             server.add_user(user, "R", "en")
@@ -350,7 +352,7 @@ async def test_retry_after_holds_one_chat_without_stalling_the_others(tmp_path: 
 
 
 async def test_paced_bot_stays_under_the_limits(tmp_path: Path) -> None:
-    async for world in limited_world(tmp_path):
+    async with limited_world(tmp_path) as world:
         server = world.server
         server.add_user(1003, "R", "fr")
         for _ in range(3):
