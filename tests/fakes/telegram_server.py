@@ -775,6 +775,7 @@ class FakeTelegram:
         self.commands: dict[tuple[str, str], list[dict]] = {}
         self.webhook_deliveries: list[dict] = []
         self.webhook_replies: list[tuple[str, dict]] = []
+        self.callback_answered_at: dict[str, float] = {}
 
         # world
         self._users: dict[int, _User] = {}
@@ -1186,6 +1187,23 @@ class FakeTelegram:
         self._notify()
 
     async def _deliver_webhooks(self) -> None:
+        """Post queued updates to the webhook over up to max_connections connections at once,
+        as Telegram does (so their order across connections is not guaranteed)."""
+        workers: list[asyncio.Task[None]] = []
+        try:
+            while not self._closing:
+                hook = self._webhook
+                wanted = hook.max_connections if hook is not None else 0
+                while len(workers) < wanted:
+                    workers.append(asyncio.create_task(self._webhook_worker()))
+                changed = self._changed
+                await changed.wait()
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _webhook_worker(self) -> None:
         backoff = 0.05
         while not self._closing:
             changed = self._changed
@@ -1193,7 +1211,7 @@ class FakeTelegram:
             if hook is None or not self._pending or self._session is None:
                 await changed.wait()
                 continue
-            update = self._pending[0]
+            update = self._pending.pop(0)
             headers = {"Content-Type": "application/json"}
             if hook.secret_token:
                 headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
@@ -1211,11 +1229,10 @@ class FakeTelegram:
             except (ClientError, OSError, TimeoutError) as exc:
                 error = f"Connection failed: {type(exc).__name__}: {exc}"
             if error is None:
-                if self._pending and self._pending[0] is update:
-                    self._pending.pop(0)
                 self.webhook_deliveries.append(update)
                 backoff = 0.05
                 continue
+            self._pending.insert(0, update)  # delivered again, as Telegram retries
             self._webhook_error = (int(time.time()), error)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
@@ -1677,6 +1694,7 @@ class FakeTelegram:
             raise _bad("MESSAGE_TOO_LONG")
         self._open_queries.discard(query_id)
         self.callback_answers[query_id] = dict(params)
+        self.callback_answered_at[query_id] = time.monotonic()
         return True
 
     def _commands_key(self, params: dict[str, Any]) -> tuple[str, str]:
