@@ -776,6 +776,8 @@ class FakeTelegram:
         self.webhook_deliveries: list[dict] = []
         self.webhook_replies: list[tuple[str, dict]] = []
         self.callback_answered_at: dict[str, float] = {}
+        # (chat id, message id) -> [(monotonic time, text)] of every successful edit
+        self.edited_at: dict[tuple[int, int], list[tuple[float, str]]] = defaultdict(list)
 
         # world
         self._users: dict[int, _User] = {}
@@ -1658,6 +1660,9 @@ class FakeTelegram:
             message["link_preview_options"] = params["link_preview_options"]
         message["edit_date"] = int(time.time())
         self._edits[chat.id].append(copy.deepcopy(message))
+        self.edited_at[(chat.id, int(message["message_id"]))].append(
+            (time.monotonic(), str(message["text"]))
+        )
         return copy.deepcopy(message)
 
     def _api_edit_message_reply_markup(self, params: dict[str, Any]) -> dict[str, Any]:
