@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/core.py
 
 locales: $(STAMP)  ## re-extract messages.pot and merge it into every catalog
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location \
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 -k P_:1c,2 --no-location \
 		--sort-output --omit-header -o locales/messages.pot .
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching \
 		--ignore-obsolete

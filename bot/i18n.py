@@ -50,6 +50,11 @@ def N_(message: str) -> str:
     return message
 
 
+def P_(context: str, message: str) -> str:
+    """Mark a message with a context for extraction; translated later with pgettext."""
+    return message
+
+
 def isolate(text: str) -> str:
     """Wrap text in first-strong isolates so it keeps its own direction inside other text."""
     return f"{FSI}{text}{PDI}"
@@ -99,6 +104,10 @@ class Translator:
         """Translate a message whose form depends on n (CLDR plural rules); `{count}` is n."""
         values.setdefault("count", n)
         return self._format(self.translations.ngettext(singular, plural, n), values)
+
+    def pgettext(self, context: str, message: str) -> str:
+        """Translate a short message that has a context (e.g. a command name)."""
+        return str(self.translations.pgettext(context, message))
 
     def number(self, value: int | float) -> str:
         """A number written the locale's way."""

@@ -26,7 +26,7 @@ async def campaign(invocation: Invocation, services: Services) -> list[Reply]:
                     "Stop Hate For Profit: freeze your Instagram and Facebook accounts for "
                     "24 hours."
                 ),
-                window(services, reader_zone(invocation, services)),
+                window(services, reader_zone(invocation, services), invocation.platform),
                 status,
                 post_message(services),
             )

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date
 
 from bot import i18n
-from bot.core import Button, Invocation
+from bot.core import Button, Invocation, Platform
 from bot.i18n import N_, Raw, _
 from bot.services import Services
 
@@ -35,11 +35,20 @@ def reader_zone(invocation: Invocation, services: Services) -> ZoneInfo:
     return services.campaign.zone
 
 
-def window(services: Services, zone: ZoneInfo) -> str:
-    """One sentence giving the freeze window in a time zone."""
+def window(services: Services, zone: ZoneInfo, platform: str = "") -> str:
+    """One sentence giving the freeze window in a time zone (on Discord, in every reader's)."""
     campaign = services.campaign
     if campaign.start is None or campaign.end is None:
         return _("The organizers have not announced the freeze dates yet.")
+    if platform == Platform.DISCORD:
+        # Discord renders these in each reader's own time zone and language.
+        start, end = int(campaign.start.timestamp()), int(campaign.end.timestamp())
+        return _(
+            "The freeze runs from {start} ({relative}) to {end}.",
+            start=Raw(f"<t:{start}:F>"),
+            relative=Raw(f"<t:{start}:R>"),
+            end=Raw(f"<t:{end}:F>"),
+        )
     translator = i18n.current()
     return _(
         "The freeze runs from {start} to {end} ({zone}).",

@@ -64,7 +64,7 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
                 accounts=label,
                 number=result.number,
             ),
-            window(services, reader_zone(invocation, services)),
+            window(services, reader_zone(invocation, services), invocation.platform),
             post_message(services),
             ""
             if reminders
@@ -104,7 +104,7 @@ async def mypledge(invocation: Invocation, services: Services) -> list[Reply]:
                 number=found.number,
                 date=long_date(found.created_at, invocation, services),
             ),
-            window(services, reader_zone(invocation, services)),
+            window(services, reader_zone(invocation, services), invocation.platform),
         )
     )
 

@@ -70,7 +70,7 @@ async def render_board(services: Services, platform: str, chat_id: str) -> Reply
         text = paragraphs(
             _("Stop Hate For Profit: freeze your Instagram and Facebook accounts for 24 hours."),
             tally_text(counts, services),
-            window(services, services.campaign.zone),
+            window(services, services.campaign.zone, platform),
         )
         button = pledge_button()
     return Reply(text=text, buttons=(button,), kind=ReplyKind.BOARD)

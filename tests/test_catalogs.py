@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "locales"
 LANGS = ("ar", "fr", "en")
-KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "P_": ((1, "c"), 2)}
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # CLDR categories in the order gettext forms are numbered for each language.
 FORM_ORDER = {
@@ -25,18 +25,26 @@ FORM_ORDER = {
 }
 
 
-def source_messages() -> dict[str, str | None]:
-    """msgid -> msgid_plural (or None), extracted from the code as pybabel would."""
-    found: dict[str, str | None] = {}
+Key = tuple[str | None, str]  # (msgctxt, msgid)
+
+
+def source_messages() -> dict[Key, str | None]:
+    """(context, msgid) -> msgid_plural (or None), extracted from the code as pybabel would."""
+    found: dict[Key, str | None] = {}
     for folder in ("bot", "handlers"):
-        for _file, _line, message, _comments, _context in extract_from_dir(
+        for _file, _line, message, _comments, context in extract_from_dir(
             ROOT / folder, method_map=[("**.py", "python")], keywords=KEYWORDS
         ):
             if isinstance(message, tuple):
-                found[message[0]] = message[1]
+                found[(context, message[0])] = message[1]
             else:
-                found[message] = None
+                found[(context, message)] = None
     return found
+
+
+def key_of(entry: object) -> Key:
+    msgid = entry.id  # type: ignore[attr-defined]
+    return (entry.context, msgid if isinstance(msgid, str) else msgid[0])  # type: ignore[attr-defined]
 
 
 def catalog(lang: str) -> Catalog:
@@ -52,12 +60,13 @@ def placeholders(text: str) -> set[str]:
 def test_every_message_is_translated_with_the_same_placeholders(lang: str) -> None:
     wanted = source_messages()
     assert len(wanted) > 50
-    entries = {m.id if isinstance(m.id, str) else m.id[0]: m for m in catalog(lang) if m.id}
+    entries = {key_of(m): m for m in catalog(lang) if m.id}
     missing = sorted(set(wanted) - set(entries))
     assert not missing, f"{lang}: not in the catalog: {missing[:3]}"
     problems = []
-    for msgid, plural in wanted.items():
-        entry = entries[msgid]
+    for key, plural in wanted.items():
+        msgid = key[1]
+        entry = entries[key]
         assert not entry.fuzzy, f"{lang}: fuzzy {msgid!r}"
         forms = list(entry.string) if isinstance(entry.string, tuple) else [entry.string]
         if lang == "en" and not any(forms):
@@ -95,7 +104,7 @@ def test_plural_forms_header_agrees_with_cldr(lang: str) -> None:
 
 def test_template_is_up_to_date() -> None:
     with (LOCALES / "messages.pot").open("rb") as handle:
-        template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
+        template = {key_of(m) for m in read_po(handle) if m.id}
     assert template == set(source_messages()), "run `make locales`"
 
 
