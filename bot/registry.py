@@ -35,7 +35,7 @@ class Arg:
 
     name: str
     choices: tuple[Choice, ...] = ()
-    label: str = ""  # msgid shown in usage for a free-text argument
+    label: str = ""  # msgid: the argument's description (usage shows it for free text)
     required: bool = False
     rest: bool = False  # takes the rest of the line
 

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     telegram_rate_overall: float = Field(default=30.0, gt=0, le=1000)
     telegram_rate_per_chat: float = Field(default=1.0, gt=0, le=100)
     telegram_rate_per_group_minute: float = Field(default=20.0, gt=0, le=6000)
+    discord_sync: str = Field(default="global", pattern=r"^(global|off|\d{15,21})$")
+    discord_organizer_role: int | None = None
+    discord_shard_count: int | None = Field(default=None, ge=1, le=10000)
+    discord_rate_overall: float = Field(default=45.0, gt=0, le=50)
     telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     telegram_webhook_secret: SecretStr | None = None
     web_host: str = "127.0.0.1"

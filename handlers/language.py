@@ -16,6 +16,7 @@ from handlers.common import LANGUAGE_NAMES, reader_zone
 
 LANGUAGE = Arg(
     "language",
+    label=N_("The language: ar, fr, en, or auto to follow your app"),
     choices=(
         Choice("ar", ("arabic", "arabe", "عربي", "العربية", "عربية")),
         Choice("fr", ("french", "français", "francais", "فرنسي", "الفرنسية")),
@@ -25,6 +26,7 @@ LANGUAGE = Arg(
 )
 SCOPE = Arg(
     "scope",
+    label=N_("For you, or for the whole community (organizers)"),
     choices=(
         Choice("me", ("moi", "أنا", "لي")),
         Choice("group", ("groupe", "community", "communauté", "server", "serveur", "المجموعة")),

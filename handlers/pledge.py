@@ -18,6 +18,7 @@ from storage.base import PledgeStatus
 
 PLATFORM = Arg(
     "platform",
+    label=N_("Which accounts you will freeze"),
     choices=(
         Choice("both", ("all", "tous", "les deux", "deux", "كلاهما", "الاثنين", "الكل")),
         Choice("instagram", ("insta", "ig", "إنستاجرام", "انستاجرام", "انستغرام", "إنستغرام")),

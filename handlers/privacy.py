@@ -10,6 +10,7 @@ from handlers.common import LANGUAGE_NAMES, accounts, long_date, paragraphs
 
 CONFIRM = Arg(
     "confirm",
+    label=N_("Confirm: erase everything now"),
     choices=(Choice("confirm", ("confirmer", "oui", "yes", "تأكيد", "نعم", "أكد")),),
 )
 

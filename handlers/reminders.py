@@ -10,6 +10,7 @@ from handlers.common import LANGUAGE_NAMES
 
 STATE = Arg(
     "state",
+    label=N_("On or off"),
     choices=(
         Choice("on", ("yes", "oui", "activer", "نعم", "تشغيل", "تفعيل")),
         Choice("off", ("no", "non", "désactiver", "stop", "لا", "إيقاف", "توقف")),

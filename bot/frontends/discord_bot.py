@@ -1,0 +1,403 @@
+"""Discord front-end on discord.py: slash commands and buttons become Invocations, Replies
+interaction responses, embeds and edits.
+
+It translates only. Slash commands are generated from the core's registry, with French
+names and descriptions through an app_commands.Translator; answers meant for one person are
+ephemeral; the board is an embed with a persistent button, kept up to date by the shared
+BoardUpdater; mentions are off unless an organizer asks for one role explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.boards import BoardUpdater
+from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
+from bot.dispatch import Dispatcher
+from bot.i18n import P_
+from bot.pacing import Pacer
+from bot.registry import Command
+from bot.services import Services
+from handlers.tally import render_board
+
+log = logging.getLogger(__name__)
+
+PLEDGE_BUTTON_ID = "coalition:pledge"
+DEFER_AFTER = 2.0  # seconds: Discord wants a first answer within 3
+CONTENT_LIMIT = 2000
+EMBED_DESCRIPTION_LIMIT = 4096
+BOARD_COLOUR = discord.Colour(0xC0392B)
+COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget"})
+# Discord client locales we have a catalog for (Arabic is not a Discord locale).
+LOCALES = {discord.Locale.french: "fr"}
+
+# Command names as French Discord users see them (msgctxt "command name"). Every command of
+# the registry needs one; tests/test_discord_e2e.py checks it.
+COMMAND_NAMES = (
+    P_("command name", "help"),
+    P_("command name", "pledge"),
+    P_("command name", "unpledge"),
+    P_("command name", "mypledge"),
+    P_("command name", "tally"),
+    P_("command name", "board"),
+    P_("command name", "campaign"),
+    P_("command name", "language"),
+    P_("command name", "timezone"),
+    P_("command name", "reminders"),
+    P_("command name", "subscribe"),
+    P_("command name", "mydata"),
+    P_("command name", "forget"),
+)
+NAME_CONTEXT = "command name"
+
+
+def split_text(text: str, limit: int = CONTENT_LIMIT) -> list[str]:
+    """Cut a text into pieces Discord accepts, at paragraph, line, then word breaks."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut <= limit // 2:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    pieces.append(rest)
+    return [p for p in pieces if p]
+
+
+class CatalogTranslator(app_commands.Translator):
+    """Gives Discord the French names, descriptions and choices from our catalogs."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
+    ) -> str | None:
+        """The translation for one Discord locale, or None to keep the English."""
+        language = LOCALES.get(locale)
+        if language is None:
+            return None
+        translator = self.services.catalogs.get(language)
+        message = string.message
+        if context.location is app_commands.TranslationContextLocation.command_name:
+            translated = translator.pgettext(NAME_CONTEXT, message)
+            return translated if translated != message else None
+        if context.location is app_commands.TranslationContextLocation.choice_name:
+            return None  # choices are values such as "instagram" or "fr": the same everywhere
+        translated = translator.gettext(message)
+        return translated if translated != message else None
+
+
+class BoardView(discord.ui.View):
+    """The persistent "I pledge" button under every board; it survives restarts."""
+
+    def __init__(self, frontend: DiscordFrontend, label: str = "I pledge") -> None:
+        super().__init__(timeout=None)
+        button: discord.ui.Button[BoardView] = discord.ui.Button(
+            label=label, style=discord.ButtonStyle.success, custom_id=PLEDGE_BUTTON_ID
+        )
+        button.callback = self._pressed  # type: ignore[method-assign]
+        self.add_item(button)
+        self.frontend = frontend
+
+    async def _pressed(self, interaction: discord.Interaction) -> None:
+        await self.frontend.on_button(interaction, "pledge", "")
+
+
+class CoalitionClient(discord.AutoShardedClient):
+    """The discord.py client, sharded when Discord asks for it; set-up runs in setup_hook."""
+
+    def __init__(self, frontend: DiscordFrontend, **options: Any) -> None:
+        super().__init__(**options)
+        self.frontend = frontend
+        self.tree: app_commands.CommandTree[CoalitionClient] = app_commands.CommandTree(self)
+
+    async def setup_hook(self) -> None:
+        """Runs once after login, before the gateway connects."""
+        await self.frontend.setup_hook()
+
+
+class DiscordFrontend:
+    """One Discord bot on the shared command core."""
+
+    def __init__(self, services: Services, dispatcher: Dispatcher) -> None:
+        self.services = services
+        self.dispatcher = dispatcher
+        settings = services.settings
+        self.pacer = Pacer(settings.discord_rate_overall, 5.0, 300.0)
+        self.boards = BoardUpdater(
+            self._render_board, self._edit_board, interval=settings.board_interval
+        )
+        self.client = self.build_client()
+
+    # -- construction -------------------------------------------------------------------
+
+    def build_client(self) -> CoalitionClient:
+        """The discord.py client: no message content, no mentions by default."""
+        settings = self.services.settings
+        intents = discord.Intents.none()
+        intents.guilds = True
+        options: dict[str, Any] = {}
+        if settings.discord_shard_count is not None:
+            options["shard_count"] = settings.discord_shard_count
+        client = CoalitionClient(
+            self,
+            intents=intents,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
+        )
+        for command in self.services.registry:
+            if not command.hidden:
+                client.tree.add_command(self._slash(command))
+        return client
+
+    @property
+    def tree(self) -> app_commands.CommandTree[Any]:
+        """The client's command tree."""
+        return self.client.tree
+
+    def _slash(self, command: Command) -> app_commands.Command[Any, Any, Any]:
+        """A slash command generated from a registry command: typed options, choices."""
+
+        async def callback(interaction: discord.Interaction, **options: str | None) -> None:
+            words = [value for value in options.values() if value]
+            await self.on_command(interaction, command.name, " ".join(words))
+
+        parameters = [
+            inspect.Parameter(
+                "interaction",
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=discord.Interaction,
+            )
+        ]
+        for arg in command.args:
+            annotation: Any = str if arg.required else (str | None)
+            parameters.append(
+                inspect.Parameter(
+                    arg.name,
+                    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                    annotation=annotation,
+                    default=inspect.Parameter.empty if arg.required else None,
+                )
+            )
+        callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        callback.__annotations__ = {p.name: p.annotation for p in parameters}
+        slash: app_commands.Command[Any, Any, Any] = app_commands.Command(
+            name=app_commands.locale_str(command.name),
+            description=app_commands.locale_str(command.summary),
+            callback=callback,
+        )
+        for arg in command.args:
+            if arg.choices:
+                slash._params[arg.name].choices = [
+                    app_commands.Choice(name=c.value, value=c.value) for c in arg.choices
+                ]
+            if arg.label:
+                slash._params[arg.name].description = app_commands.locale_str(arg.label)
+        if command.organizer_only:
+            slash.default_permissions = discord.Permissions(manage_guild=True)
+        if command.group_only:
+            slash.guild_only = True
+        return slash
+
+    async def setup_hook(self) -> None:
+        """Translator, persistent board button, boards to follow, command sync."""
+        await self.tree.set_translator(CatalogTranslator(self.services))
+        self.client.add_view(BoardView(self))
+        for chat_id, ref in await self.services.storage.boards("discord"):
+            self.boards.track(chat_id, ref, await self._render_board(chat_id))
+            self.boards.touch(chat_id)
+        sync = self.services.settings.discord_sync
+        if sync == "global":
+            await self.tree.sync()
+        elif sync.isdigit():
+            guild = discord.Object(id=int(sync))
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Log in and connect in the background."""
+        token = self.services.settings.discord_token
+        assert token is not None
+        self._task = asyncio.create_task(self.client.start(token.get_secret_value()))
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        await self.boards.close()
+        await self.client.close()
+
+    # -- interactions in ----------------------------------------------------------------
+
+    def _invocation(
+        self, interaction: discord.Interaction, command: str, text: str, source: Source
+    ) -> Invocation:
+        in_guild = interaction.guild_id is not None
+        return Invocation(
+            platform=Platform.DISCORD,
+            user_id=str(interaction.user.id),
+            chat_id=str(interaction.guild_id if in_guild else interaction.channel_id),
+            chat_kind=ChatKind.GROUP if in_guild else ChatKind.PRIVATE,
+            command=command,
+            text=text,
+            source=source,
+            language_hint=str(interaction.locale),
+            is_organizer=self._is_organizer(interaction),
+            dm_address=str(interaction.user.id),
+        )
+
+    def _is_organizer(self, interaction: discord.Interaction) -> bool:
+        """Configured ids, Manage Server, or the configured organizer role."""
+        settings = self.services.settings
+        if str(interaction.user.id) in settings.organizer_ids("discord"):
+            return True
+        member = interaction.user
+        if not isinstance(member, discord.Member):
+            return False
+        if member.guild_permissions.manage_guild:
+            return True
+        role = settings.discord_organizer_role
+        return role is not None and any(r.id == role for r in member.roles)
+
+    async def on_command(self, interaction: discord.Interaction, command: str, text: str) -> None:
+        """A slash command: run it through the core, deferring if it takes long."""
+        invocation = self._invocation(interaction, command, text, Source.COMMAND)
+        replies = await self._handle(interaction, invocation)
+        await self._respond(interaction, invocation, replies)
+        self._after(invocation)
+
+    async def on_button(self, interaction: discord.Interaction, command: str, text: str) -> None:
+        """A press on the board's button."""
+        invocation = self._invocation(interaction, command, text, Source.BUTTON)
+        replies = await self._handle(interaction, invocation)
+        await self._respond(interaction, invocation, replies)
+        self._after(invocation)
+
+    async def _handle(
+        self, interaction: discord.Interaction, invocation: Invocation
+    ) -> list[Reply]:
+        task = asyncio.ensure_future(self.dispatcher.handle(invocation))
+        done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER)
+        if not done:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        return await task
+
+    # -- replies out --------------------------------------------------------------------
+
+    async def _respond(
+        self, interaction: discord.Interaction, invocation: Invocation, replies: list[Reply]
+    ) -> None:
+        for reply in replies:
+            ephemeral = reply.visibility is Visibility.PRIVATE
+            if reply.kind is ReplyKind.BOARD:
+                await self._post_board(interaction, invocation, reply)
+                continue
+            for piece in split_text(reply.text):
+                view = self._view(reply) if piece is split_text(reply.text)[-1] else None
+                await self._send(interaction, piece, ephemeral=ephemeral, view=view)
+        if not replies and not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=True)
+
+    async def _send(
+        self,
+        interaction: discord.Interaction,
+        content: str,
+        *,
+        ephemeral: bool,
+        view: discord.ui.View | None = None,
+        embed: discord.Embed | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"ephemeral": ephemeral}
+        if view is not None:
+            kwargs["view"] = view
+        if embed is not None:
+            kwargs["embed"] = embed
+        if not interaction.response.is_done():
+            await interaction.response.send_message(content or None, **kwargs)
+        else:
+            await interaction.followup.send(content or discord.utils.MISSING, **kwargs)
+
+    def _view(self, reply: Reply) -> discord.ui.View | None:
+        """Buttons of an ordinary reply (language choice, confirmations)."""
+        if not reply.buttons:
+            return None
+        view = discord.ui.View(timeout=600)
+        for button in reply.buttons:
+            item: discord.ui.Button[discord.ui.View] = discord.ui.Button(
+                label=button.label[:80], style=discord.ButtonStyle.secondary
+            )
+            item.callback = self._button_callback(button.action)  # type: ignore[method-assign]
+            view.add_item(item)
+        return view
+
+    def _button_callback(self, action: str) -> Any:
+        command, _, rest = action.partition(" ")
+
+        async def pressed(interaction: discord.Interaction) -> None:
+            await self.on_button(interaction, command, rest)
+
+        return pressed
+
+    def _embed(self, reply: Reply) -> discord.Embed:
+        title, _, body = reply.text.partition("\n\n")
+        return discord.Embed(
+            title=title[:256], description=body[:EMBED_DESCRIPTION_LIMIT], colour=BOARD_COLOUR
+        )
+
+    async def _post_board(
+        self, interaction: discord.Interaction, invocation: Invocation, reply: Reply
+    ) -> None:
+        label = reply.buttons[0].label if reply.buttons else "I pledge"
+        await self._send(
+            interaction, "", ephemeral=False, embed=self._embed(reply), view=BoardView(self, label)
+        )
+        message = await interaction.original_response()
+        ref = f"{message.channel.id}:{message.id}"
+        await self.services.storage.set_board("discord", invocation.chat_id, ref)
+        self.boards.track(invocation.chat_id, ref, reply)
+
+    # -- boards -------------------------------------------------------------------------
+
+    async def _render_board(self, chat_id: str) -> Reply:
+        return await render_board(self.services, "discord", chat_id)
+
+    async def _edit_board(self, chat_id: str, ref: str, reply: Reply) -> None:
+        channel_id, _, message_id = ref.partition(":")
+        channel = self.client.get_partial_messageable(int(channel_id))
+        label = reply.buttons[0].label if reply.buttons else "I pledge"
+        await self.pacer.slot(int(channel_id), group=True)
+        try:
+            await channel.get_partial_message(int(message_id)).edit(
+                embed=self._embed(reply), view=BoardView(self, label)
+            )
+        except (discord.NotFound, discord.Forbidden, discord.HTTPException) as error:
+            if isinstance(error, discord.Forbidden) and error.code != 50005:
+                log.info("discord: no longer allowed to post the board in one channel")
+                self.boards.drop(chat_id)
+                return
+            # Discord refused the edit (deleted or too old to edit): post a new board.
+            sent = await channel.send(embed=self._embed(reply), view=BoardView(self, label))
+            new_ref = f"{channel_id}:{sent.id}"
+            await self.services.storage.set_board("discord", chat_id, new_ref)
+            self.boards.track(chat_id, new_ref, reply)
+
+    def _after(self, invocation: Invocation) -> None:
+        if invocation.command not in COUNT_CHANGING:
+            return
+        if invocation.chat_kind is ChatKind.GROUP and invocation.command == "pledge":
+            self.boards.touch(invocation.chat_id)
+        else:
+            self.boards.touch(None)
