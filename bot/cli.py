@@ -11,10 +11,12 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import discord
 from telegram.error import TelegramError
 
 from bot.bootstrap import bootstrap
 from bot.frontends.console import Console
+from bot.frontends.discord_bot import DiscordFrontend
 from bot.frontends.telegram_bot import TelegramFrontend
 from bot.logs import setup_logging
 from bot.settings import ConfigError, Settings, load_settings
@@ -60,26 +62,25 @@ async def _until_stopped() -> None:
 
 
 async def _run(settings: Settings, command: str) -> int:
-    if command == "run" and settings.discord_token is not None:
-        print(
-            "COALITION_DISCORD_TOKEN: this version has no Discord front-end yet; "
-            "unset it to run the others",
-            file=sys.stderr,
-        )
-        return 2
     async with bootstrap(settings) as (services, dispatcher):
-        if command == "console" or settings.telegram_token is None:
+        if command == "console" or (settings.telegram_token is None and not settings.discord_token):
             await Console(dispatcher).run(sys.stdin)
             return 0
         web = WebServer(settings.web_host, settings.web_port)
-        telegram = TelegramFrontend(services, dispatcher, web)
-        await telegram.start()
-        await web.start()
+        frontends: list[TelegramFrontend | DiscordFrontend] = []
+        if settings.telegram_token is not None:
+            frontends.append(TelegramFrontend(services, dispatcher, web))
+        if settings.discord_token is not None:
+            frontends.append(DiscordFrontend(services, dispatcher))
         try:
+            for frontend in frontends:
+                await frontend.start()
+            await web.start()
             await _until_stopped()
         finally:
             await web.stop()
-            await telegram.stop()
+            for frontend in reversed(frontends):
+                await frontend.stop()
     return 0
 
 
@@ -99,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(settings, args.command))
     except KeyboardInterrupt:
         return 130
-    except TelegramError as error:
+    except (TelegramError, discord.DiscordException) as error:
         log.debug("start-up failed", exc_info=True)
         message = str(error)
         for secret in _secrets(settings):
             message = message.replace(secret, "***")
-        print(f"start-up failed: Telegram: {message}", file=sys.stderr)
+        platform = "Telegram" if isinstance(error, TelegramError) else "Discord"
+        print(f"start-up failed: {platform}: {message}", file=sys.stderr)
         return 2
     except (OSError, ValueError, sqlite3.Error) as error:
         # e.g. an unwritable data directory or a damaged pepper file: one line, no traceback.

@@ -230,15 +230,20 @@ class DiscordFrontend:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Log in and connect in the background."""
+        """Log in (a bad token stops start-up here), then connect in the background."""
         token = self.services.settings.discord_token
         assert token is not None
-        self._task = asyncio.create_task(self.client.start(token.get_secret_value()))
+        await self.client.login(token.get_secret_value())
+        self._gateway = asyncio.create_task(self.client.connect())
+        log.info("discord: logged in as %s", self.client.user)
 
     async def stop(self) -> None:
         """Disconnect."""
         await self.boards.close()
         await self.client.close()
+        gateway = getattr(self, "_gateway", None)
+        if gateway is not None:
+            await asyncio.gather(gateway, return_exceptions=True)
 
     # -- interactions in ----------------------------------------------------------------
 

@@ -1,0 +1,196 @@
+"""The Discord front-end end to end: the real discord.py client against simcord, a simulated
+Discord (pinned in pyproject). discord.py itself is never mocked."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+import simcord
+import simcord.interactions as simcord_interactions
+
+from bot.bootstrap import bootstrap
+from bot.frontends.discord_bot import PLEDGE_BUTTON_ID, DiscordFrontend
+from bot.services import Services
+from tests.conftest import NOW, make_settings
+
+TOKEN = "M" + "a" * 23 + "." + "b" * 6 + "." + "c" * 27
+
+
+@dataclass
+class World:
+    env: simcord.Env
+    services: Services
+    frontend: DiscordFrontend
+    guild: Any
+    channel: Any
+    mod: Any
+    locale: dict[str, str]
+
+    def member(self, name: str) -> Any:
+        return self.guild.add_member(self.env.create_user(name))
+
+    def synced(self) -> dict[str, dict[str, Any]]:
+        puts = [
+            r for r in self.env.http_requests if r.method == "PUT" and r.path.endswith("/commands")
+        ]
+        return {c["name"]: c for c in puts[-1].json}
+
+    async def restart(self) -> None:
+        """A new client (and front-end) on the same storage: what a redeploy does."""
+        self.frontend = DiscordFrontend(self.services, self.frontend.dispatcher)
+        await self.env.restart_bot(self.frontend.client)
+
+
+@pytest.fixture
+def locale(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """simcord 3.2.1 always sends en-US; this lets a test pick the client's locale."""
+    wanted: dict[str, str] = {}
+    original = simcord_interactions.base_payload
+
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        record, payload = original(*args, **kwargs)
+        if "locale" in wanted:
+            payload["locale"] = wanted["locale"]
+        if "guild_locale" in wanted and "guild_locale" in payload:
+            payload["guild_locale"] = wanted["guild_locale"]
+        return record, payload
+
+    monkeypatch.setattr(simcord_interactions, "base_payload", patched)
+    return wanted
+
+
+@pytest.fixture
+async def world(tmp_path: Path, locale: dict[str, str]) -> AsyncIterator[World]:
+    settings = make_settings(
+        tmp_path, discord_token=TOKEN, discord_shard_count=1, board_interval=0.3
+    )
+    async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
+        frontend = DiscordFrontend(services, dispatcher)
+        env = simcord.Env(frontend.client, shard_count=1)
+        guild = env.create_guild("Coalition")
+        channel = guild.create_text_channel("general")
+        mods = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
+        mod = guild.add_member(env.create_user("mod"), roles=[mods])
+        await env.start()
+        try:
+            yield World(env, services, frontend, guild, channel, mod, locale)
+        finally:
+            await env.shutdown()
+            await world_close(frontend)
+            env.raise_errors()
+
+
+async def world_close(frontend: DiscordFrontend) -> None:
+    await frontend.boards.close()
+
+
+@pytest.mark.parametrize(
+    ("client_locale", "expected"), [("en-US", "Thank you!"), ("fr", "Merci"), ("en-GB", "Thank")]
+)
+async def test_pledge_by_slash_command_is_ephemeral_in_the_clients_language(
+    world: World, client_locale: str, expected: str
+) -> None:
+    world.locale["locale"] = client_locale
+    alice = world.member("alice")
+    result = await alice.slash(world.channel, "pledge", platform="instagram")
+    assert result.ephemeral
+    assert expected in result.response.content
+    assert "<t:" in result.response.content  # Discord shows the window in each reader's time
+
+
+async def test_arabic_is_chosen_with_language_and_kept_after_a_restart(world: World) -> None:
+    alice = world.member("alice")
+    chosen = await alice.slash(world.channel, "language", language="ar")
+    assert "بالعربية" in chosen.response.content
+    await world.restart()
+    result = await alice.slash(world.channel, "tally")
+    assert "تعهّد" in result.response.content or "متطوع" in result.response.content
+
+
+async def test_french_command_names_are_in_what_is_synced(world: World) -> None:
+    synced = world.synced()
+    assert synced["pledge"]["name_localizations"]["fr"] == "engager"
+    assert synced["tally"]["name_localizations"]["fr"] == "compteur"
+    french = world.services.catalogs.get("fr")
+    assert synced["pledge"]["description_localizations"]["fr"] == french.gettext(
+        "Pledge to freeze your Instagram and Facebook accounts for 24 hours"
+    )
+    assert synced["pledge"]["options"][0]["description_localizations"]["fr"] == (
+        "Les comptes que vous allez geler"
+    )
+    for command in synced.values():
+        assert len(command["description"]) <= 100
+        for text in command.get("description_localizations", {}).values():
+            assert 1 <= len(text) <= 100, (command["name"], text)
+        for name in command.get("name_localizations", {}).values():
+            assert name == name.lower() and 1 <= len(name) <= 32
+    assert synced["board"]["default_member_permissions"] == 32
+    assert "start" not in synced
+    choices = [c["value"] for c in synced["pledge"]["options"][0]["choices"]]
+    assert choices == ["both", "instagram", "facebook"]
+
+
+async def test_board_button_pledges_ephemerally_and_the_board_becomes_exact(
+    world: World,
+) -> None:
+    posted = await world.mod.slash(world.channel, "board")
+    assert posted.acknowledged and not posted.ephemeral
+    board = world.channel.last_message
+    assert board.components[0].children[0].custom_id == PLEDGE_BUTTON_ID
+    assert "0 volunteers have pledged in this community." in board.embeds[0].description
+    for name in ("ana", "ben", "chloe"):
+        member = world.member(name)
+        pressed = await member.click(world.channel.last_message, custom_id=PLEDGE_BUTTON_ID)
+        assert pressed.ephemeral and "Thank you!" in pressed.response.content
+    world.locale["locale"] = "fr"
+    french = await world.member("dora").click(
+        world.channel.last_message, custom_id=PLEDGE_BUTTON_ID
+    )
+    assert "Merci" in french.response.content
+    await world.env.advance_time(1)
+    await world.env.settle()
+    description = world.channel.last_message.embeds[0].description
+    assert "4 volunteers have pledged in this community." in description
+    assert world.channel.last_message.edited_at is not None
+    assert len(world.channel.history(viewer=world.mod)) == 1, "no new message per volunteer"
+
+
+async def test_board_button_keeps_working_after_a_restart(world: World) -> None:
+    await world.mod.slash(world.channel, "board")
+    await world.restart()
+    pressed = await world.member("eve").click(
+        world.channel.last_message, custom_id=PLEDGE_BUTTON_ID
+    )
+    assert pressed.acknowledged and "Thank you!" in pressed.response.content
+
+
+async def test_organizer_command_refused_to_a_member_and_accepted_for_manage_server(
+    world: World,
+) -> None:
+    plain = world.member("plain")
+    # Discord itself hides the command from members without Manage Server...
+    with pytest.raises(simcord.SetupError, match="default-member-permissions"):
+        await plain.slash(world.channel, "board")
+    # ...and when a server admin opens it to everyone, the bot still checks.
+    command_id = int(world.env.backend.commands[None][("board", 1)]["id"])
+    world.guild.set_command_permissions(command_id, {world.guild.default_role: True})
+    refused = await plain.slash(world.channel, "board")
+    assert refused.ephemeral and "only the campaign's organizers" in refused.response.content
+    accepted = await world.mod.slash(world.channel, "board")
+    assert accepted.acknowledged and not accepted.ephemeral
+
+
+async def test_everyone_in_user_text_pings_nobody(world: World) -> None:
+    alice = world.member("alice")
+    result = await alice.slash(world.channel, "timezone", zone="@everyone <@&1>")
+    assert "@everyone" in result.response.content
+    callbacks = [r for r in world.env.http_requests if r.path.endswith("/callback")]
+    assert callbacks[-1].json["data"]["allowed_mentions"] == {"parse": []}
+    await world.mod.slash(world.channel, "board")
+    posts = [r for r in world.env.http_requests if "allowed_mentions" in (r.json or {})]
+    assert all(r.json["allowed_mentions"] == {"parse": []} for r in posts)
