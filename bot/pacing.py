@@ -1,5 +1,9 @@
 """Pacing under a platform's published limits: token buckets (aiolimiter) overall, per chat
-and per group, plus a per-chat pause after a 429 that leaves every other chat running."""
+and per group, plus a per-chat pause after a 429 that leaves every other chat running.
+
+Every bucket holds one token: messages leave evenly spaced (1/rate apart) instead of in a
+burst, so no sliding one-second (or one-minute) window ever sees more than the limit, which
+a bucket of N tokens refilled at N per second would allow to double."""
 
 from __future__ import annotations
 
@@ -7,6 +11,11 @@ import asyncio
 from collections import OrderedDict
 
 from aiolimiter import AsyncLimiter
+
+
+def _spaced(count: float, period: float) -> AsyncLimiter:
+    """A one-token bucket letting `count` messages per `period` through, evenly spaced."""
+    return AsyncLimiter(1, period / count)
 
 
 class Pacer:
@@ -19,7 +28,7 @@ class Pacer:
         per_group_per_minute: float,
         max_tracked: int = 20_000,
     ) -> None:
-        self._overall = AsyncLimiter(overall_per_second, 1.0)
+        self._overall = _spaced(overall_per_second, 1.0)
         self.per_chat = per_chat_per_second
         self.per_group = per_group_per_minute
         self.max_tracked = max_tracked
@@ -30,8 +39,8 @@ class Pacer:
         found = self._chats.get(chat_id)
         if found is None:
             found = (
-                AsyncLimiter(self.per_chat, 1.0),
-                AsyncLimiter(self.per_group, 60.0) if group else None,
+                _spaced(self.per_chat, 1.0),
+                _spaced(self.per_group, 60.0) if group else None,
             )
             self._chats[chat_id] = found
             if len(self._chats) > self.max_tracked:

@@ -194,3 +194,9 @@ async def test_everyone_in_user_text_pings_nobody(world: World) -> None:
     await world.mod.slash(world.channel, "board")
     posts = [r for r in world.env.http_requests if "allowed_mentions" in (r.json or {})]
     assert all(r.json["allowed_mentions"] == {"parse": []} for r in posts)
+
+
+async def test_server_locale_counts_when_the_client_locale_is_not_ours(world: World) -> None:
+    world.locale.update(locale="de", guild_locale="fr")
+    result = await world.member("hans").slash(world.channel, "tally")
+    assert "au total" in result.response.content

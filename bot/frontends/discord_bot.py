@@ -17,6 +17,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot import i18n
 from bot.boards import BoardUpdater
 from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
@@ -29,6 +30,7 @@ from handlers.tally import render_board
 log = logging.getLogger(__name__)
 
 PLEDGE_BUTTON_ID = "coalition:pledge"
+SEND_ATTEMPTS = 4
 DEFER_AFTER = 2.0  # seconds: Discord wants a first answer within 3
 CONTENT_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
@@ -136,7 +138,9 @@ class DiscordFrontend:
         self.services = services
         self.dispatcher = dispatcher
         settings = services.settings
-        self.pacer = Pacer(settings.discord_rate_overall, 5.0, 300.0)
+        # Under the global 50 requests/s, and about 1 message/s per channel (Discord's
+        # channel buckets allow 5 per 5 s).
+        self.pacer = Pacer(settings.discord_rate_overall, 1.0, 60.0)
         self.boards = BoardUpdater(
             self._render_board, self._edit_board, interval=settings.board_interval
         )
@@ -259,10 +263,18 @@ class DiscordFrontend:
             command=command,
             text=text,
             source=source,
-            language_hint=str(interaction.locale),
+            language_hint=self._hint(interaction),
             is_organizer=self._is_organizer(interaction),
             dm_address=str(interaction.user.id),
         )
+
+    @staticmethod
+    def _hint(interaction: discord.Interaction) -> str | None:
+        """The client's locale when we speak it, else the server's (Arabic is neither)."""
+        for locale in (interaction.locale, interaction.guild_locale):
+            if locale is not None and i18n.normalize(str(locale)):
+                return str(locale)
+        return None
 
     def _is_organizer(self, interaction: discord.Interaction) -> bool:
         """Configured ids, Manage Server, or the configured organizer role."""
@@ -373,6 +385,29 @@ class DiscordFrontend:
         ref = f"{message.channel.id}:{message.id}"
         await self.services.storage.set_board("discord", invocation.chat_id, ref)
         self.boards.track(invocation.chat_id, ref, reply)
+
+    async def send_to_channel(self, channel_id: int, text: str) -> int | None:
+        """Post a text to a channel outside any interaction, paced; the last message's id."""
+        channel = self.client.get_partial_messageable(channel_id)
+        last: int | None = None
+        for piece in split_text(text):
+            for attempt in range(1, SEND_ATTEMPTS + 1):
+                await self.pacer.slot(channel_id, group=True)
+                try:
+                    sent = await channel.send(piece)
+                    break
+                except discord.Forbidden:
+                    log.info("discord: not allowed to post in one channel")
+                    return None
+                except discord.HTTPException as error:
+                    # discord.py already waited out 429s a few times; beyond that, and for
+                    # Discord's 5xx, hold this channel and try again later.
+                    if attempt == SEND_ATTEMPTS or not (error.status == 429 or error.status >= 500):
+                        log.error("discord: message not delivered (HTTP %s)", error.status)
+                        return None
+                    self.pacer.pause(channel_id, 2.0**attempt)
+            last = sent.id
+        return last
 
     # -- boards -------------------------------------------------------------------------
 
