@@ -12,10 +12,12 @@ from collections import OrderedDict
 
 from aiolimiter import AsyncLimiter
 
+CHAT_MARGIN = 1.1
 
-def _spaced(count: float, period: float) -> AsyncLimiter:
+
+def _spaced(count: float, period: float, margin: float = 1.0) -> AsyncLimiter:
     """A one-token bucket letting `count` messages per `period` through, evenly spaced."""
-    return AsyncLimiter(1, period / count)
+    return AsyncLimiter(1, period / count * margin)
 
 
 class Pacer:
@@ -38,9 +40,11 @@ class Pacer:
     def _limiters(self, chat_id: int, group: bool) -> tuple[AsyncLimiter, AsyncLimiter | None]:
         found = self._chats.get(chat_id)
         if found is None:
+            # 10% margin: after its chat's turn a message may still wait for the overall
+            # budget, and arrive closer to the next one than the spacing says.
             found = (
-                _spaced(self.per_chat, 1.0),
-                _spaced(self.per_group, 60.0) if group else None,
+                _spaced(self.per_chat, 1.0, CHAT_MARGIN),
+                _spaced(self.per_group, 60.0, CHAT_MARGIN) if group else None,
             )
             self._chats[chat_id] = found
             if len(self._chats) > self.max_tracked:
@@ -60,6 +64,10 @@ class Pacer:
         await chat.acquire()
         if group_limiter is not None:
             await group_limiter.acquire()
+        await self._overall.acquire()
+
+    async def overall_slot(self) -> None:
+        """Wait for a place in the overall budget only (for sends already paced per chat)."""
         await self._overall.acquire()
 
     def pause(self, chat_id: int, seconds: float) -> None:

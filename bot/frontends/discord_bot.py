@@ -418,7 +418,7 @@ class DiscordFrontend:
         channel_id, _, message_id = ref.partition(":")
         channel = self.client.get_partial_messageable(int(channel_id))
         label = reply.buttons[0].label if reply.buttons else "I pledge"
-        await self.pacer.slot(int(channel_id), group=True)
+        await self.pacer.overall_slot()  # the board updater already spaces edits per board
         try:
             await channel.get_partial_message(int(message_id)).edit(
                 embed=self._embed(reply), view=BoardView(self, label)
