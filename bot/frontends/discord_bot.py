@@ -411,6 +411,18 @@ class DiscordFrontend:
 
     # -- boards -------------------------------------------------------------------------
 
+    async def publish_board(self, guild_id: str, channel_id: int) -> str:
+        """Post a community's board in a channel outside any interaction; its reference."""
+        reply = await self._render_board(guild_id)
+        label = reply.buttons[0].label if reply.buttons else "I pledge"
+        await self.pacer.overall_slot()
+        channel = self.client.get_partial_messageable(channel_id)
+        sent = await channel.send(embed=self._embed(reply), view=BoardView(self, label))
+        ref = f"{channel_id}:{sent.id}"
+        await self.services.storage.set_board("discord", guild_id, ref)
+        self.boards.track(guild_id, ref, reply)
+        return ref
+
     async def _render_board(self, chat_id: str) -> Reply:
         return await render_board(self.services, "discord", chat_id)
 

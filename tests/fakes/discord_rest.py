@@ -53,14 +53,18 @@ class FakeDiscordREST:
         self._global: deque[float] = deque()
         self._channels: dict[int, deque[float]] = defaultdict(deque)
         self._ids = itertools.count(10_000)
+        self.callbacks: dict[int, tuple[float, dict[str, Any]]] = {}  # interaction id -> answer
+        self.edits: list[tuple[float, int, dict[str, Any]]] = []  # (time, message id, payload)
         self._runner: web.AppRunner | None = None
         self.base = ""
 
     async def __aenter__(self) -> FakeDiscordREST:
         app = web.Application()
         app.router.add_get("/api/v10/users/@me", self._me)
+        app.router.add_get("/api/v10/oauth2/applications/@me", self._application)
         app.router.add_post("/api/v10/channels/{channel}/messages", self._post)
         app.router.add_patch("/api/v10/channels/{channel}/messages/{message}", self._patch)
+        app.router.add_post("/api/v10/interactions/{id}/{token}/callback", self._callback)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -144,6 +148,22 @@ class FakeDiscordREST:
     async def _me(self, request: web.Request) -> web.Response:
         return _json(BOT_USER)
 
+    async def _application(self, request: web.Request) -> web.Response:
+        return _json(
+            {
+                "id": BOT_USER["id"],
+                "name": "coalition-bot",
+                "icon": None,
+                "description": "",
+                "summary": "",
+                "bot_public": False,
+                "bot_require_code_grant": False,
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "owner": {**BOT_USER, "id": "1", "bot": False, "username": "owner"},
+            }
+        )
+
     def _message(self, channel: int, message_id: int, payload: dict[str, Any]) -> dict[str, Any]:
         return {
             "id": str(message_id),
@@ -181,4 +201,24 @@ class FakeDiscordREST:
         payload = await request.json()
         self.accepted.append(("PATCH", channel, payload))
         message = int(request.match_info["message"])
+        self.edits.append((time.monotonic(), message, payload))
         return self._ok(channel, self._message(channel, message, payload))
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        """An interaction's first answer: free of the bot's global limit, as on Discord."""
+        interaction = int(request.match_info["id"])
+        payload = await request.json()
+        self.callbacks[interaction] = (time.monotonic(), payload)
+        data = payload.get("data") or {}
+        message = self._message(0, next(self._ids), data)
+        message["flags"] = data.get("flags", 0)
+        body = {
+            "interaction": {
+                "id": str(interaction),
+                "type": 3,
+                "response_message_id": message["id"],
+                "response_message_ephemeral": bool(message["flags"] & 64),
+            },
+            "resource": {"type": payload.get("type", 4), "message": message},
+        }
+        return _json(body)
