@@ -16,6 +16,7 @@ import simcord.interactions as simcord_interactions
 
 from bot.bootstrap import bootstrap
 from bot.frontends.discord_bot import PLEDGE_BUTTON_ID, DiscordFrontend
+from bot.registry import Command
 from bot.services import Services
 from tests.conftest import NOW, make_settings
 
@@ -204,3 +205,55 @@ async def test_server_locale_counts_when_the_client_locale_is_not_ours(world: Wo
     world.locale.update(locale="de", guild_locale="fr")
     result = await world.member("hans").slash(world.channel, "tally")
     assert "au total" in result.response.content
+
+
+async def test_a_refused_edit_reposts_the_board(world: World) -> None:
+    await world.mod.slash(world.channel, "board")
+    old = world.channel.last_message
+    world.env.inject_error(
+        "PATCH",
+        f"/channels/{world.channel.id}/messages/{old.id}",
+        status=404,
+        code=10008,
+        message="Unknown Message",
+        times=None,
+    )
+    await world.member("fred").click(old, custom_id=PLEDGE_BUTTON_ID)
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        await world.env.settle()
+        if world.channel.last_message.id != old.id:
+            break
+    new = world.channel.last_message
+    assert new.id != old.id
+    assert "1 volunteer has pledged in this community." in (new.embeds[0].description or "")
+    boards = await world.services.storage.boards("discord")
+    assert boards == [(str(world.guild.id), f"{world.channel.id}:{new.id}")]
+
+
+async def test_a_slow_answer_is_deferred_first(tmp_path: Path, locale: dict[str, str]) -> None:
+    settings = make_settings(tmp_path, discord_token=TOKEN, discord_shard_count=1)
+    async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
+
+        async def slow(invocation: Any, services: Services) -> list[Any]:
+            """Take longer than Discord's three seconds."""
+            await asyncio.sleep(2.5)
+            return await services.registry.get("tally").handler(invocation, services)  # type: ignore[union-attr]
+
+        services.registry.add(Command("slowtally", "Count slowly", slow))
+        frontend = DiscordFrontend(services, dispatcher)
+        env = simcord.Env(frontend.client, shard_count=1)
+        guild = env.create_guild("Coalition")
+        channel = guild.create_text_channel("general")
+        member = guild.add_member(env.create_user("patient"))
+        await env.start()
+        try:
+            result = await member.slash(channel, "slowtally")
+            callbacks = [r for r in env.http_requests if r.path.endswith("/callback")]
+            assert callbacks[0].json["type"] == 5  # deferred ("thinking") first
+            assert "volunteers have pledged in all" in result.response.content
+            assert result.ephemeral
+        finally:
+            await env.shutdown()
+            await frontend.boards.close()
+            env.raise_errors()
