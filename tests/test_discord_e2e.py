@@ -257,3 +257,22 @@ async def test_a_slow_answer_is_deferred_first(tmp_path: Path, locale: dict[str,
             await env.shutdown()
             await frontend.boards.close()
             env.raise_errors()
+
+
+async def test_announcement_text_with_everyone_and_a_role_pings_nobody(world: World) -> None:
+    role = world.guild.create_role("Volunteers", mentionable=True)
+    text = f"@everyone @here <@&{role.id}> the freeze starts now"
+    message_id = await world.frontend.send_to_channel(world.channel.id, text)
+    await world.env.settle()
+    assert message_id is not None
+    stored = world.env.backend.get_message(world.channel.id, message_id)
+    assert stored.content == text
+    assert not stored.mention_everyone
+    assert stored.ping_role_ids == [] and stored.ping_user_ids == []
+    # control: the same text with mentions allowed would ping, so the check above can fail
+    world.frontend.client.allowed_mentions = discord.AllowedMentions.all()
+    control = await world.frontend.send_to_channel(world.channel.id, text)
+    await world.env.settle()
+    assert control is not None
+    pinged = world.env.backend.get_message(world.channel.id, control)
+    assert pinged.mention_everyone or pinged.ping_role_ids
