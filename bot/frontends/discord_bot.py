@@ -322,8 +322,9 @@ class DiscordFrontend:
             if reply.kind is ReplyKind.BOARD:
                 await self._post_board(interaction, invocation, reply)
                 continue
-            for piece in split_text(reply.text):
-                view = self._view(reply) if piece is split_text(reply.text)[-1] else None
+            pieces = split_text(reply.text)
+            for index, piece in enumerate(pieces):
+                view = self._view(reply) if index == len(pieces) - 1 else None
                 await self._send(interaction, piece, ephemeral=ephemeral, view=view)
         if not replies and not interaction.response.is_done():
             await interaction.response.defer(ephemeral=True)
