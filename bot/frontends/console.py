@@ -51,6 +51,7 @@ class Console:
         self.dispatcher = dispatcher
         self.out = out
         self.speaker = Speaker()
+        self.interactive = False  # at a terminal the typed line is already on screen
         # Buttons on screen: public ones per chat, private ones per chat and person; each
         # with the sequence number of the answer that showed them, so :press takes the latest.
         self._buttons: dict[tuple[str, str | None], tuple[int, list[Button]]] = {}
@@ -62,7 +63,7 @@ class Console:
 
     async def run(self, source: TextIO = sys.stdin) -> None:
         """Read lines until end of input or `:quit`."""
-        interactive = source.isatty()
+        interactive = self.interactive = source.isatty()
         if interactive:
             self._print("coalition-bot console — type /help for commands, :help to steer.")
         loop = asyncio.get_running_loop()
@@ -87,7 +88,8 @@ class Console:
             return True
         if line.startswith(":"):
             return await self._meta(line[1:])
-        self._print(f"{self.speaker.name} › {line}")
+        if not self.interactive:
+            self._print(f"{self.speaker.name} › {line}")
         if line.startswith("/"):
             name, _, rest = line[1:].partition(" ")
             await self._send(name.split("@", 1)[0].lower(), rest.strip(), Source.COMMAND)
