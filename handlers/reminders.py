@@ -43,7 +43,9 @@ async def reminders(invocation: Invocation, services: Services) -> list[Reply]:
                     visibility=Visibility.PRIVATE,
                 )
             ]
-        await services.storage.set_reminders(invocation.volunteer_key, True, address)
+        await services.storage.set_reminders(
+            invocation.volunteer_key, True, address, invocation.platform
+        )
         if volunteer is None or not volunteer.language:
             # Keep the promise below: reminders go out in the language used now.
             await services.storage.set_language(invocation.volunteer_key, invocation.locale)

@@ -68,6 +68,31 @@ class Tally:
 
 
 @dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A message for many recipients, created once per idempotency key."""
+
+    id: int
+    key: str
+    kind: str
+    subject: str
+    recipients: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message of a broadcast for one recipient, in the recipient's language."""
+
+    id: int
+    broadcast_id: int
+    kind: str
+    subject: str
+    platform: str
+    address: str
+    language: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class VolunteerData:
     """Everything stored about one volunteer, for /mydata."""
 
@@ -123,8 +148,10 @@ class Storage(abc.ABC):
         """Store the volunteer's time zone."""
 
     @abc.abstractmethod
-    async def set_reminders(self, key: bytes, enabled: bool, dm_address: str | None) -> None:
-        """Opt in (keeping the address to write to) or out (dropping it)."""
+    async def set_reminders(
+        self, key: bytes, enabled: bool, dm_address: str | None, platform: str | None = None
+    ) -> None:
+        """Opt in (keeping the platform and address to write to) or out (dropping them)."""
 
     @abc.abstractmethod
     async def set_community_language(self, platform: str, chat_id: str, language: str) -> None:
@@ -153,3 +180,36 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def export(self, campaign_id: int, key: bytes) -> VolunteerData:
         """Everything stored about a volunteer."""
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def set_schedule(self, campaign_id: int, rungs: dict[str, datetime]) -> None:
+        """Replace the campaign's reminder ladder (rung name -> moment, aware)."""
+
+    @abc.abstractmethod
+    async def schedule(self, campaign_id: int) -> dict[str, datetime]:
+        """The campaign's reminder ladder."""
+
+    @abc.abstractmethod
+    async def create_broadcast(
+        self, campaign_id: int, key: str, kind: str, subject: str, default_language: str
+    ) -> Broadcast | None:
+        """Create a broadcast and expand its recipients (subscribed communities, opted-in
+        volunteers) into deliveries, in one transaction; None if the key already exists."""
+
+    @abc.abstractmethod
+    async def claim_deliveries(self, platform: str, limit: int) -> list[Delivery]:
+        """Mark up to `limit` pending deliveries of a platform in flight and return them."""
+
+    @abc.abstractmethod
+    async def finish_deliveries(self, outcomes: dict[int, str]) -> None:
+        """Record how deliveries ended: sent, failed, unreachable, or pending (retry)."""
+
+    @abc.abstractmethod
+    async def recover_inflight(self, platform: str, resend: bool) -> int:
+        """After a crash: deliveries left in flight go back to pending (resend) or unknown."""
+
+    @abc.abstractmethod
+    async def delivery_counts(self, broadcast_id: int) -> dict[str, int]:
+        """How many deliveries of a broadcast are in each state."""

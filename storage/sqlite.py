@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from storage.base import (
+    Broadcast,
     Community,
+    Delivery,
     Pledge,
     PledgeResult,
     PledgeStatus,
@@ -321,16 +323,24 @@ class SQLiteStorage(Storage):
 
         await self._call(op)
 
-    async def set_reminders(self, key: bytes, enabled: bool, dm_address: str | None) -> None:
-        """Opt in (keeping the address to write to) or out (dropping it)."""
+    async def set_reminders(
+        self, key: bytes, enabled: bool, dm_address: str | None, platform: str | None = None
+    ) -> None:
+        """Opt in (keeping the platform and address to write to) or out (dropping them)."""
 
         def op(db: sqlite3.Connection) -> None:
             if enabled:  # opting out must not create a record of someone we never stored
                 _ensure_volunteer(db, key, _now())
             db.execute(
-                "UPDATE volunteers SET reminders = ?, dm_address = ? WHERE key = ?",
-                (int(enabled), dm_address if enabled else None, key),
+                "UPDATE volunteers SET reminders = ?, dm_address = ?, dm_platform = ? "
+                "WHERE key = ?",
+                (int(enabled), dm_address if enabled else None, platform if enabled else None, key),
             )
+            if not enabled:  # and nothing queued for them keeps their address either
+                db.execute(
+                    "DELETE FROM deliveries WHERE volunteer = ? AND state IN ('pending', 'failed')",
+                    (key,),
+                )
 
         await self._call(op)
 
@@ -419,6 +429,134 @@ class SQLiteStorage(Storage):
 
         def op(db: sqlite3.Connection) -> VolunteerData:
             return VolunteerData(_volunteer(db, key), _pledge(db, campaign_id, key))
+
+        return await self._call(op)
+
+    # -- outbox -----------------------------------------------------------------------
+
+    async def set_schedule(self, campaign_id: int, rungs: dict[str, datetime]) -> None:
+        """Replace the campaign's reminder ladder (rung name -> moment, aware)."""
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM schedule_rungs WHERE campaign_id = ?", (campaign_id,))
+            db.executemany(
+                "INSERT INTO schedule_rungs VALUES (?, ?, ?)",
+                [(campaign_id, rung, at.astimezone(UTC).isoformat()) for rung, at in rungs.items()],
+            )
+
+        await self._call(op)
+
+    async def schedule(self, campaign_id: int) -> dict[str, datetime]:
+        """The campaign's reminder ladder."""
+
+        def op(db: sqlite3.Connection) -> dict[str, datetime]:
+            rows = db.execute(
+                "SELECT rung, due_at FROM schedule_rungs WHERE campaign_id = ? ORDER BY due_at",
+                (campaign_id,),
+            ).fetchall()
+            return {row[0]: datetime.fromisoformat(row[1]) for row in rows}
+
+        return await self._call(op)
+
+    async def create_broadcast(
+        self, campaign_id: int, key: str, kind: str, subject: str, default_language: str
+    ) -> Broadcast | None:
+        """Create a broadcast and expand its recipients into deliveries, in one transaction."""
+
+        def op(db: sqlite3.Connection) -> Broadcast | None:
+            now = _now()
+            row = db.execute(
+                "INSERT INTO broadcasts (campaign_id, key, kind, subject, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING id",
+                (campaign_id, key, kind, subject, now),
+            ).fetchall()
+            if not row:
+                return None
+            broadcast_id = int(row[0][0])
+            communities = db.execute(
+                "INSERT INTO deliveries (broadcast_id, platform, address, language, updated_at) "
+                "SELECT ?, platform, chat_id, COALESCE(language, ?), ? FROM communities "
+                "WHERE subscribed = 1 ORDER BY id",
+                (broadcast_id, default_language, now),
+            ).rowcount
+            volunteers = db.execute(
+                "INSERT INTO deliveries "
+                "(broadcast_id, platform, address, language, volunteer, updated_at) "
+                "SELECT ?, dm_platform, dm_address, COALESCE(language, ?), key, ? "
+                "FROM volunteers WHERE reminders = 1 AND dm_address IS NOT NULL "
+                "AND dm_platform IS NOT NULL ON CONFLICT DO NOTHING",
+                (broadcast_id, default_language, now),
+            ).rowcount
+            total = communities + volunteers
+            db.execute("UPDATE broadcasts SET recipients = ? WHERE id = ?", (total, broadcast_id))
+            return Broadcast(broadcast_id, key, kind, subject, total)
+
+        return await self._call(op)
+
+    async def claim_deliveries(self, platform: str, limit: int) -> list[Delivery]:
+        """Mark up to `limit` pending deliveries of a platform in flight and return them."""
+
+        def op(db: sqlite3.Connection) -> list[Delivery]:
+            rows = db.execute(
+                "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1, "
+                "updated_at = ? WHERE id IN (SELECT id FROM deliveries "
+                "WHERE platform = ? AND state = 'pending' ORDER BY id LIMIT ?) "
+                "RETURNING id, broadcast_id, platform, address, language, attempts",
+                (_now(), platform, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            subjects = dict(
+                (row[0], (row[1], row[2]))
+                for row in db.execute(
+                    "SELECT id, kind, subject FROM broadcasts WHERE id IN "
+                    f"({','.join('?' * len({r[1] for r in rows}))})",
+                    tuple({r[1] for r in rows}),
+                ).fetchall()
+            )
+            deliveries = [
+                Delivery(r[0], r[1], *subjects[r[1]], r[2], r[3], r[4], r[5]) for r in rows
+            ]
+            return sorted(deliveries, key=lambda d: d.id)
+
+        return await self._call(op)
+
+    async def finish_deliveries(self, outcomes: dict[int, str]) -> None:
+        """Record how deliveries ended: sent, failed, unreachable, or pending (retry)."""
+
+        def op(db: sqlite3.Connection) -> None:
+            now = _now()
+            db.executemany(
+                "UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?",
+                [(state, now, delivery_id) for delivery_id, state in outcomes.items()],
+            )
+
+        await self._call(op)
+
+    async def recover_inflight(self, platform: str, resend: bool) -> int:
+        """After a crash: deliveries left in flight go back to pending (resend) or unknown."""
+        state = "pending" if resend else "unknown"
+
+        def op(db: sqlite3.Connection) -> int:
+            return int(
+                db.execute(
+                    "UPDATE deliveries SET state = ?, updated_at = ? "
+                    "WHERE platform = ? AND state = 'inflight'",
+                    (state, _now(), platform),
+                ).rowcount
+            )
+
+        return await self._call(op)
+
+    async def delivery_counts(self, broadcast_id: int) -> dict[str, int]:
+        """How many deliveries of a broadcast are in each state."""
+
+        def op(db: sqlite3.Connection) -> dict[str, int]:
+            rows = db.execute(
+                "SELECT state, COUNT(*) FROM deliveries WHERE broadcast_id = ? GROUP BY state",
+                (broadcast_id,),
+            ).fetchall()
+            return {str(row[0]): int(row[1]) for row in rows}
 
         return await self._call(op)
 
