@@ -63,6 +63,7 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     visibility: Visibility = Visibility.PUBLIC
     kind: ReplyKind = ReplyKind.ANSWER
+    locale: str = ""  # the reader's language, set by the dispatcher
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,8 @@ class Dispatcher:
                 community=community,
             )
             try:
-                return await self._route(enriched)
+                replies = await self._route(enriched)
+                return [replace(reply, locale=locale) for reply in replies]
             except Exception:
                 log.exception(
                     "command /%s failed (%s, %s chat, via %s)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.campaign import Campaign
@@ -27,3 +27,10 @@ class Services:
     campaign: Campaign
     flood: FloodGuard
     clock: Callable[[], datetime]
+    # Every board follows the overall total, so a count change anywhere touches them all.
+    count_listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def counts_changed(self) -> None:
+        """Tell every live board (every platform's) that pledge counts changed."""
+        for listener in self.count_listeners:
+            listener()

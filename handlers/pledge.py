@@ -33,7 +33,7 @@ def _private(text: str) -> list[Reply]:
 
 async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
     """Pledge to freeze your Instagram and Facebook accounts for 24 hours."""
-    choice = invocation.args.get("platform", "both")
+    choice = invocation.args.get("platform")  # none given: keep what they pledged before
     chat = invocation.chat_id if invocation.in_group else None
     result = await services.storage.pledge(
         services.campaign.id, invocation.volunteer_key, invocation.platform, chat, choice

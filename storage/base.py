@@ -123,9 +123,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def pledge(
-        self, campaign_id: int, key: bytes, platform: str, chat_id: str | None, choice: str
+        self, campaign_id: int, key: bytes, platform: str, chat_id: str | None, choice: str | None
     ) -> PledgeResult:
-        """Record a pledge (idempotent); counters change in the same transaction."""
+        """Record a pledge (idempotent); counters change in the same transaction. A choice of
+        None keeps an existing pledge's accounts, and means both for a new one."""
 
     @abc.abstractmethod
     async def unpledge(self, campaign_id: int, key: bytes) -> bool:

@@ -226,7 +226,7 @@ class SQLiteStorage(Storage):
         return await self._call(op)
 
     async def pledge(
-        self, campaign_id: int, key: bytes, platform: str, chat_id: str | None, choice: str
+        self, campaign_id: int, key: bytes, platform: str, chat_id: str | None, choice: str | None
     ) -> PledgeResult:
         """Record a pledge (idempotent); counters change in the same transaction."""
 
@@ -243,20 +243,21 @@ class SQLiteStorage(Storage):
                     "WHERE id = ? RETURNING next_number - 1",
                     (campaign_id,),
                 ).fetchone()[0]
+                chosen = choice or "both"
                 db.execute(
                     "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (campaign_id, key, choice, number, now),
+                    (campaign_id, key, chosen, number, now),
                 )
-                result = PledgeResult(PledgeStatus.NEW, number, choice)
-            elif row[0] != choice:
+                result = PledgeResult(PledgeStatus.NEW, number, chosen)
+            elif choice is not None and row[0] != choice:
                 db.execute(
                     "UPDATE pledges SET choice = ? WHERE campaign_id = ? AND volunteer = ?",
                     (choice, campaign_id, key),
                 )
                 result = PledgeResult(PledgeStatus.UPDATED, row[1], choice)
             else:
-                result = PledgeResult(PledgeStatus.ALREADY, row[1], choice)
+                result = PledgeResult(PledgeStatus.ALREADY, row[1], row[0])
             if chat_id is not None:
                 community_id = _ensure_community(db, platform, chat_id, now)
                 linked = db.execute(

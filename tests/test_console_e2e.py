@@ -166,3 +166,10 @@ async def test_full_flow_in_each_language(app: App, lang: str) -> None:
     # Switching language changes the very next answer.
     other = "fr" if lang != "fr" else "ar"
     assert FLOW[other]["gone"] in await app.run(f"/language {other}\n/mypledge")
+
+
+async def test_the_pledge_button_after_a_choice_changes_nothing(app: App) -> None:
+    await app.run("/pledge instagram")
+    out = await app.run(":organizer on\n/board\n:organizer off\n:press 1")
+    assert "You have already pledged (Instagram)" in out
+    assert "Instagram and Facebook" not in (await app.run("/mypledge")).split("freeze runs")[0]

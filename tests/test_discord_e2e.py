@@ -116,7 +116,7 @@ async def test_arabic_is_chosen_with_language_and_kept_after_a_restart(world: Wo
 
 async def test_french_command_names_are_in_what_is_synced(world: World) -> None:
     synced = world.synced()
-    assert synced["pledge"]["name_localizations"]["fr"] == "engager"
+    assert synced["pledge"]["name_localizations"]["fr"] == "je-m-engage"
     assert synced["tally"]["name_localizations"]["fr"] == "compteur"
     french = world.services.catalogs.get("fr")
     assert synced["pledge"]["description_localizations"]["fr"] == french.gettext(

@@ -184,3 +184,12 @@ async def test_a_migrated_community_keeps_pledges_and_board(storage: Storage) ->
     assert (await storage.tally(c, "telegram", "-1")).community == 0
     assert await storage.boards("telegram") == [("-1009", "55")]
     assert await storage.boards("discord") == []
+
+
+async def test_pledging_again_without_a_choice_keeps_the_accounts(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    first = await storage.pledge(c, key(1), "console", None, "instagram")
+    again = await storage.pledge(c, key(1), "console", None, None)
+    assert (again.status, again.choice, again.number) == (PledgeStatus.ALREADY, "instagram", 1)
+    fresh = await storage.pledge(c, key(2), "console", None, None)
+    assert fresh.choice == "both" and first.choice == "instagram"

@@ -144,6 +144,7 @@ class DiscordFrontend:
         self.boards = BoardUpdater(
             self._render_board, self._edit_board, interval=settings.board_interval
         )
+        services.count_listeners.append(lambda: self.boards.touch(None))
         self.client = self.build_client()
 
     # -- construction -------------------------------------------------------------------
@@ -448,9 +449,5 @@ class DiscordFrontend:
             self.boards.track(chat_id, new_ref, reply)
 
     def _after(self, invocation: Invocation) -> None:
-        if invocation.command not in COUNT_CHANGING:
-            return
-        if invocation.chat_kind is ChatKind.GROUP and invocation.command == "pledge":
-            self.boards.touch(invocation.chat_id)
-        else:
-            self.boards.touch(None)
+        if invocation.command in COUNT_CHANGING:
+            self.services.counts_changed()

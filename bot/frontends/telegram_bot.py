@@ -47,6 +47,7 @@ from bot import i18n
 from bot.boards import BoardUpdater
 from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
+from bot.i18n import Raw, _
 from bot.pacing import Pacer
 from bot.services import Services
 from bot.web import WebServer
@@ -123,6 +124,7 @@ class TelegramFrontend:
         self.boards = BoardUpdater(
             self._render_board, self._edit_board, interval=services.settings.board_interval
         )
+        services.count_listeners.append(lambda: self.boards.touch(None))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -360,10 +362,16 @@ class TelegramFrontend:
                     continue
                 if invocation.source is not Source.COMMAND or message is None:
                     continue
-                # They never opened a private chat with the bot: answer in the group, briefly.
-                short = Reply(text=toast(reply.text), buttons=reply.buttons)
-                await self._send(chat_id, short, reply_to=message.message_id)
-                continue
+                # They never opened a private chat with the bot. The answer is theirs alone:
+                # the group only gets a fixed pointer to a private chat, never its content.
+                with i18n.use(self.services.catalogs.get(reply.locale)):
+                    pointer = _(
+                        "I answer this privately. Open a private chat with me, then ask "
+                        "again: {link}",
+                        link=Raw(f"https://t.me/{self.username}"),
+                    )
+                await self._send(chat_id, Reply(text=pointer), reply_to=message.message_id)
+                return
             sent = await self._send(chat_id, reply)
             if sent is not None and reply.kind is ReplyKind.BOARD:
                 await self._new_board(chat_id, sent, reply)
@@ -487,9 +495,5 @@ class TelegramFrontend:
         )
 
     def _after(self, invocation: Invocation) -> None:
-        if invocation.command not in COUNT_CHANGING:
-            return
-        if invocation.chat_kind is ChatKind.GROUP and invocation.command == "pledge":
-            self.boards.touch(invocation.chat_id)
-        else:
-            self.boards.touch(None)  # a withdrawal counts wherever the pledge was made
+        if invocation.command in COUNT_CHANGING:
+            self.services.counts_changed()  # a withdrawal counts wherever the pledge was made
