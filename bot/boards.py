@@ -11,6 +11,7 @@ from bot.core import Reply
 
 log = logging.getLogger(__name__)
 
+MAX_RETRIES = 3  # consecutive failed edits of one board before waiting for the next change
 Render = Callable[[str], Awaitable[Reply]]
 Edit = Callable[[str, str, Reply], Awaitable[None]]
 
@@ -34,6 +35,7 @@ class BoardUpdater:
         self._last_edit: dict[str, float] = {}
         self._dirty: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._failures: dict[str, int] = {}
 
     def track(self, chat_id: str, ref: str, reply: Reply) -> None:
         """Remember a board just posted (or found at start-up) and the text it shows."""
@@ -78,7 +80,13 @@ class BoardUpdater:
                 await self._edit(chat_id, self._refs[chat_id], reply)
                 self._shown[chat_id] = reply.text
             except Exception:
-                log.exception("board update failed in one community; will retry on next change")
+                failures = self._failures.get(chat_id, 0) + 1
+                self._failures[chat_id] = failures
+                if failures <= MAX_RETRIES:
+                    self._dirty.add(chat_id)  # the board is not showing it yet: try again
+                log.exception("board update failed in one community (attempt %d)", failures)
+            else:
+                self._failures.pop(chat_id, None)
 
     async def flush(self) -> None:
         """Wait until every pending board edit is done (tests, shutdown)."""

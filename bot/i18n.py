@@ -33,7 +33,10 @@ FSI = "\u2068"
 LRI = "\u2066"
 PDI = "\u2069"
 # A command with its Latin-script arguments, e.g. "/reminders on", not inside a URL or path.
-_COMMAND = re.compile(r"(?<![\w/:.@\u2066])/[a-z][a-z0-9_]*(?: [A-Za-z0-9_|<>\[\]+-]+)*")
+_COMMAND = re.compile(
+    r"(?<![\w/:.@\u2066])/[a-z][a-z0-9_]*"
+    r"(?: (?:\[[A-Za-z0-9_|]+\]|<[A-Za-z0-9_|]+>|[A-Za-z0-9_+-]+))*"
+)
 DOMAIN = "messages"
 MOMENT_CACHE = 512  # formatted campaign moments: a handful in practice
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"

@@ -40,4 +40,8 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root.setLevel(level)
     # httpx logs every request URL, and a Telegram URL contains the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # At DEBUG the platform libraries log whole requests and updates: user ids, names and
+    # message text. Those never go to our logs, whatever the level asked for.
+    for library in ("telegram", "discord", "httpcore", "aiohttp.access"):
+        logging.getLogger(library).setLevel(max(logging.INFO, root.level))
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)

@@ -56,6 +56,7 @@ class Command:
     organizer_only: bool = False
     group_only: bool = False
     hidden: bool = False
+    public: bool = False  # answers for everyone in the chat (else for the asker alone)
 
     def usage(self) -> str:
         """The usage line, e.g. `/pledge [instagram|facebook|both]`."""

@@ -34,4 +34,8 @@ async def campaign(invocation: Invocation, services: Services) -> list[Reply]:
     ]
 
 
-COMMANDS = (Command("campaign", N_("Show the freeze window and the message to post"), campaign),)
+COMMANDS = (
+    Command(
+        "campaign", N_("Show the freeze window and the message to post"), campaign, public=True
+    ),
+)

@@ -59,5 +59,5 @@ async def help_(invocation: Invocation, services: Services) -> list[Reply]:
 
 COMMANDS = (
     Command("start", N_("Start here"), start, args=(DEEP_LINK,), hidden=True),
-    Command("help", N_("List the commands"), help_),
+    Command("help", N_("List the commands"), help_, public=True),
 )

@@ -77,12 +77,13 @@ async def render_board(services: Services, platform: str, chat_id: str) -> Reply
 
 
 COMMANDS = (
-    Command("tally", N_("Show how many volunteers have pledged"), tally),
+    Command("tally", N_("Show how many volunteers have pledged"), tally, public=True),
     Command(
         "board",
         N_("Post the live pledge board with its button (organizers)"),
         board,
         organizer_only=True,
         group_only=True,
+        public=True,
     ),
 )

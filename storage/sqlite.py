@@ -344,6 +344,9 @@ class SQLiteStorage(Storage):
                 )
 
         await self._call(op)
+        if not enabled:
+            # The address is gone from the tables; leave no copy of it in the WAL either.
+            await self._call(_TRUNCATE_WAL)
 
     async def set_community_language(self, platform: str, chat_id: str, language: str) -> None:
         """Store a community's language."""
@@ -394,15 +397,34 @@ class SQLiteStorage(Storage):
         """Give a community a new chat id (a migrated group), keeping its pledges and board."""
 
         def op(db: sqlite3.Connection) -> bool:
-            if _community(db, platform, new_chat_id) is not None:
-                return False  # already moved (a second migration notice)
-            return (
-                db.execute(
-                    "UPDATE communities SET chat_id = ? WHERE platform = ? AND chat_id = ?",
-                    (new_chat_id, platform, old_chat_id),
-                ).rowcount
-                > 0
+            old = _community(db, platform, old_chat_id)
+            if old is None:
+                return False  # nothing there, or already moved (a second notice)
+            new = _community(db, platform, new_chat_id)
+            if new is None:
+                db.execute("UPDATE communities SET chat_id = ? WHERE id = ?", (new_chat_id, old.id))
+                return True
+            # Someone used the new id before the notice arrived: merge the old into it.
+            db.execute(
+                "INSERT INTO pledge_communities (campaign_id, volunteer, community_id) "
+                "SELECT campaign_id, volunteer, ? FROM pledge_communities "
+                "WHERE community_id = ? ON CONFLICT DO NOTHING",
+                (new.id, old.id),
             )
+            db.execute(
+                "INSERT INTO community_tallies (campaign_id, community_id, pledged) "
+                "SELECT campaign_id, ?, COUNT(*) FROM pledge_communities "
+                "WHERE community_id = ? GROUP BY campaign_id "
+                "ON CONFLICT DO UPDATE SET pledged = excluded.pledged",
+                (new.id, new.id),
+            )
+            db.execute(
+                "UPDATE communities SET board_ref = COALESCE(board_ref, ?), "
+                "language = COALESCE(language, ?) WHERE id = ?",
+                (old.board_ref, old.language, new.id),
+            )
+            db.execute("DELETE FROM communities WHERE id = ?", (old.id,))
+            return True
 
         return await self._call(op)
 

@@ -240,7 +240,7 @@ async def test_a_slow_answer_is_deferred_first(tmp_path: Path, locale: dict[str,
             await asyncio.sleep(2.5)
             return await services.registry.get("tally").handler(invocation, services)  # type: ignore[union-attr]
 
-        services.registry.add(Command("slowtally", "Count slowly", slow))
+        services.registry.add(Command("slowtally", "Count slowly", slow, public=True))
         frontend = DiscordFrontend(services, dispatcher)
         env = simcord.Env(frontend.client, shard_count=1)
         guild = env.create_guild("Coalition")
@@ -252,7 +252,7 @@ async def test_a_slow_answer_is_deferred_first(tmp_path: Path, locale: dict[str,
             callbacks = [r for r in env.http_requests if r.path.endswith("/callback")]
             assert callbacks[0].json["type"] == 5  # deferred ("thinking") first
             assert "volunteers have pledged in all" in result.response.content
-            assert result.ephemeral
+            assert not result.ephemeral  # a public answer stays public after the deferral
         finally:
             await env.shutdown()
             await frontend.boards.close()

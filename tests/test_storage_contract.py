@@ -193,3 +193,17 @@ async def test_pledging_again_without_a_choice_keeps_the_accounts(storage: Stora
     assert (again.status, again.choice, again.number) == (PledgeStatus.ALREADY, "instagram", 1)
     fresh = await storage.pledge(c, key(2), "console", None, None)
     assert fresh.choice == "both" and first.choice == "instagram"
+
+
+async def test_a_migration_noticed_late_merges_both_communities(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(1), "telegram", "-1", "both")
+    await storage.pledge(c, key(2), "telegram", "-1", "both")
+    await storage.set_board("telegram", "-1", "55")
+    await storage.pledge(c, key(2), "telegram", "-1009", "both")  # already used the new id
+    await storage.pledge(c, key(3), "telegram", "-1009", "both")
+    assert await storage.move_community("telegram", "-1", "-1009")
+    assert (await storage.tally(c, "telegram", "-1009")).community == 3
+    assert (await storage.tally(c, "telegram", "-1")).community == 0
+    assert await storage.boards("telegram") == [("-1009", "55")]
+    assert (await storage.tally(c, "telegram", None)).total == 3

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 PLEDGE_BUTTON_ID = "coalition:pledge"
 SEND_ATTEMPTS = 4
+# Unknown Message, Cannot edit a message authored by another user, archived-thread edits.
+REPOST_CODES = frozenset({10008, 50005, 50083})
 DEFER_AFTER = 2.0  # seconds: Discord wants a first answer within 3
 CONTENT_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
@@ -310,7 +312,9 @@ class DiscordFrontend:
         task = asyncio.ensure_future(self.dispatcher.handle(invocation))
         done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER)
         if not done:
-            await interaction.response.defer(ephemeral=True, thinking=True)
+            command = self.services.registry.get(invocation.command)
+            public = command is not None and command.public and invocation.source is Source.COMMAND
+            await interaction.response.defer(ephemeral=not public, thinking=True)
         return await task
 
     # -- replies out --------------------------------------------------------------------
@@ -437,12 +441,15 @@ class DiscordFrontend:
             await channel.get_partial_message(int(message_id)).edit(
                 embed=self._embed(reply), view=BoardView(self, label)
             )
-        except (discord.NotFound, discord.Forbidden, discord.HTTPException) as error:
-            if isinstance(error, discord.Forbidden) and error.code != 50005:
+        except discord.HTTPException as error:
+            refused = isinstance(error, discord.NotFound) or error.code in REPOST_CODES
+            if isinstance(error, discord.Forbidden) and not refused:
                 log.info("discord: no longer allowed to post the board in one channel")
                 self.boards.drop(chat_id)
                 return
-            # Discord refused the edit (deleted or too old to edit): post a new board.
+            if not refused:
+                raise  # a passing failure: the board updater tries again at the next change
+            # Discord refuses to edit this message (deleted, or too old): post a new board.
             sent = await channel.send(embed=self._embed(reply), view=BoardView(self, label))
             new_ref = f"{channel_id}:{sent.id}"
             await self.services.storage.set_board("discord", chat_id, new_ref)

@@ -483,7 +483,7 @@ class TelegramFrontend:
     async def _edit_board(self, chat_id: str, ref: str, reply: Reply) -> None:
         assert self.application is not None
         bot = self.application.bot
-        await self._call(
+        edited = await self._call(
             int(chat_id),
             lambda target: bot.edit_message_text(
                 html.escape(reply.text, quote=False),
@@ -493,6 +493,8 @@ class TelegramFrontend:
                 reply_markup=keyboard(reply),
             ),
         )
+        if edited is None:
+            raise RuntimeError("Telegram did not take the board edit")
 
     def _after(self, invocation: Invocation) -> None:
         if invocation.command in COUNT_CHANGING:
