@@ -276,3 +276,14 @@ async def test_announcement_text_with_everyone_and_a_role_pings_nobody(world: Wo
     assert control is not None
     pinged = world.env.backend.get_message(world.channel.id, control)
     assert pinged.mention_everyone or pinged.ping_role_ids
+
+
+async def test_arabic_pledge_by_command_and_by_button(world: World) -> None:
+    await world.mod.slash(world.channel, "board")
+    board = world.channel.last_message
+    salma = world.member("salma")
+    await salma.slash(world.channel, "language", language="ar")
+    by_button = await salma.click(board, custom_id=PLEDGE_BUTTON_ID)
+    assert by_button.ephemeral and "سُجّل تعهّدك" in by_button.response.content
+    again = await salma.slash(world.channel, "pledge")
+    assert again.ephemeral and "تعهّدك مسجَّل مسبقًا" in again.response.content

@@ -86,11 +86,19 @@ async def test_pledge_by_command_in_the_volunteers_language(
     assert "1" in answer["text"]
 
 
-async def test_deep_link_start_pledges(world: World) -> None:
-    world.server.add_user(802, "V", "fr")
-    world.server.user_sends(802, 802, "/start pledge")
-    (answer,) = await world.answer_in(802)
-    assert "Votre engagement est enregistré" in answer["text"]
+@pytest.mark.parametrize(
+    ("user", "code", "expected"),
+    [
+        (802, "fr", "Votre engagement est enregistré"),
+        (803, "ar", "سُجّل تعهّدك"),
+        (804, "en", "Your pledge is recorded"),
+    ],
+)
+async def test_deep_link_start_pledges(world: World, user: int, code: str, expected: str) -> None:
+    world.server.add_user(user, "V", code)
+    world.server.user_sends(user, user, "/start pledge")
+    (answer,) = await world.answer_in(user)
+    assert expected in answer["text"]
 
 
 async def test_commands_are_published_per_language_and_scope(world: World) -> None:

@@ -112,6 +112,7 @@ class TelegramFrontend:
         self.web = web
         secret = services.settings.telegram_webhook_secret
         self._webhook_secret = secret.get_secret_value() if secret else secrets.token_urlsafe(32)
+        self._background: set[asyncio.Future[Any]] = set()
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
         self.username = ""
         self._admins: dict[tuple[int, int], tuple[float, bool]] = {}
@@ -188,6 +189,11 @@ class TelegramFrontend:
             update = Update.de_json(await request.json(), self.application.bot)
         except (ValueError, KeyError, TypeError):
             return web.Response(status=400)
+        if update.callback_query is None:
+            # Answers to messages may wait on a chat's pacing: never hold Telegram's
+            # connection (and every other chat's updates behind it) for that.
+            self._spawn(self.application.process_update(update))
+            return web.Response(status=200)
         slot: dict[str, Any] = {}
         token = _inline_answer.set(slot)
         try:
@@ -198,6 +204,12 @@ class TelegramFrontend:
             return web.json_response({"method": "answerCallbackQuery", **slot})
         return web.Response(status=200)
 
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        """Run work in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def stop(self) -> None:
         """Stop polling, finish board edits, disconnect."""
         if self.application is None:
@@ -206,6 +218,8 @@ class TelegramFrontend:
             await self.application.updater.stop()
         if self.application.running:
             await self.application.stop()
+        if self._background:
+            await asyncio.wait(self._background, timeout=10)
         await self.boards.close()
         await self.application.shutdown()
 
@@ -276,7 +290,8 @@ class TelegramFrontend:
             await query.answer(text)
         if chat.type == Chat.PRIVATE:
             public += private[1:]
-        await self._deliver(invocation, public)
+        if public:  # the press is answered; what goes to the chat may wait on its pacing
+            self._spawn(self._deliver(invocation, public))
         self._after(invocation)
 
     async def on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
