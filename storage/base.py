@@ -90,6 +90,7 @@ class Delivery:
     address: str
     language: str
     attempts: int
+    personal: bool  # to one volunteer (a private message), not to a community
 
 
 @dataclass(frozen=True, slots=True)

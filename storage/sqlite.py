@@ -524,7 +524,8 @@ class SQLiteStorage(Storage):
                 "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1, "
                 "updated_at = ? WHERE id IN (SELECT id FROM deliveries "
                 "WHERE platform = ? AND state = 'pending' ORDER BY id LIMIT ?) "
-                "RETURNING id, broadcast_id, platform, address, language, attempts",
+                "RETURNING id, broadcast_id, platform, address, language, attempts, "
+                "volunteer IS NOT NULL",
                 (_now(), platform, limit),
             ).fetchall()
             if not rows:
@@ -538,7 +539,8 @@ class SQLiteStorage(Storage):
                 ).fetchall()
             )
             deliveries = [
-                Delivery(r[0], r[1], *subjects[r[1]], r[2], r[3], r[4], r[5]) for r in rows
+                Delivery(r[0], r[1], *subjects[r[1]], r[2], r[3], r[4], r[5], bool(r[6]))
+                for r in rows
             ]
             return sorted(deliveries, key=lambda d: d.id)
 

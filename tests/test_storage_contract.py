@@ -207,3 +207,42 @@ async def test_a_migration_noticed_late_merges_both_communities(storage: Storage
     assert (await storage.tally(c, "telegram", "-1")).community == 0
     assert await storage.boards("telegram") == [("-1009", "55")]
     assert (await storage.tally(c, "telegram", None)).total == 3
+
+
+async def test_a_broadcast_expands_once_to_subscribers_in_their_languages(
+    storage: Storage,
+) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(1), "telegram", "-1", "both")  # creates community -1
+    await storage.set_community_language("telegram", "-1", "fr")
+    await storage.set_community_subscribed("discord", "g2", False)
+    await storage.set_reminders(key(1), True, "111", "telegram")
+    await storage.set_language(key(1), "ar")
+    await storage.set_reminders(key(2), True, "222", "discord")
+    await storage.set_reminders(key(3), False, None)
+    first = await storage.create_broadcast(c, "reminder:c:start", "reminder", "start", "en")
+    again = await storage.create_broadcast(c, "reminder:c:start", "reminder", "start", "en")
+    assert first is not None and first.recipients == 3 and again is None
+    telegram = await storage.claim_deliveries("telegram", 10)
+    assert {(d.address, d.language, d.personal) for d in telegram} == {
+        ("-1", "fr", False),
+        ("111", "ar", True),
+    }
+    assert await storage.claim_deliveries("telegram", 10) == []  # claimed once
+    (discord,) = await storage.claim_deliveries("discord", 10)
+    assert (discord.address, discord.language, discord.subject) == ("222", "en", "start")
+    await storage.finish_deliveries({telegram[0].id: "sent", telegram[1].id: "pending"})
+    assert await storage.delivery_counts(first.id) == {"sent": 1, "pending": 1, "inflight": 1}
+    assert await storage.recover_inflight("discord", resend=False) == 1
+    assert (await storage.delivery_counts(first.id))["unknown"] == 1
+
+
+async def test_forget_and_opt_out_drop_queued_messages(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.set_reminders(key(1), True, "111", "telegram")
+    await storage.set_reminders(key(2), True, "222", "telegram")
+    made = await storage.create_broadcast(c, "b1", "reminder", "start", "en")
+    assert made is not None and made.recipients == 2
+    await storage.forget(key(1))
+    await storage.set_reminders(key(2), False, None)
+    assert await storage.claim_deliveries("telegram", 10) == []
