@@ -19,6 +19,8 @@ from bot.frontends.console import Console
 from bot.frontends.discord_bot import DiscordFrontend
 from bot.frontends.telegram_bot import TelegramFrontend
 from bot.logs import setup_logging
+from bot.outbox import Outbox
+from bot.scheduler import ReminderScheduler
 from bot.settings import ConfigError, Settings, load_settings
 from bot.web import WebServer
 
@@ -64,7 +66,18 @@ async def _until_stopped() -> None:
 async def _run(settings: Settings, command: str) -> int:
     async with bootstrap(settings) as (services, dispatcher):
         if command == "console" or (settings.telegram_token is None and not settings.discord_token):
-            await Console(dispatcher).run(sys.stdin)
+            console = Console(dispatcher)
+            outbox = Outbox(services)
+            outbox.register(console)
+            await outbox.recover()
+            scheduler = ReminderScheduler(services, outbox.wake)
+            await scheduler.start()
+            outbox.start()
+            try:
+                await console.run(sys.stdin)
+            finally:
+                await scheduler.stop()
+                await outbox.stop()
             return 0
         web = WebServer(settings.web_host, settings.web_port)
         frontends: list[TelegramFrontend | DiscordFrontend] = []

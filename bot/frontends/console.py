@@ -15,6 +15,7 @@ from typing import TextIO
 
 from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
+from bot.outbox import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,19 @@ class Console:
         mine = self._buttons.get((chat, self.speaker.name), (0, []))
         everyone = self._buttons.get((chat, None), (0, []))
         return max(mine, everyone, key=lambda entry: entry[0])[1]
+
+    # -- outbox transport: reminders and announcements arrive here ------------------------
+
+    platform = Platform.CONSOLE.value
+    resend_inflight = True  # a terminal shows a resent line, nothing worse
+
+    async def deliver(self, address: str, text: str, nonce: str) -> Outcome:
+        """Show a message the outbox sends to a simulated chat."""
+        lines = text.split("\n")
+        self._print(f"  bot → {address}: {lines[0]}")
+        for extra in lines[1:]:
+            self._print(f"    {extra}" if extra else "")
+        return Outcome.SENT
 
     async def _meta(self, line: str) -> bool:
         word, _, arg = line.strip().partition(" ")

@@ -1,0 +1,62 @@
+"""The reminder ladder: when each freeze reminder is due, and what it says in each language."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot import i18n
+from bot.campaign import Campaign
+from bot.i18n import Raw, _
+from bot.services import Services
+from handlers.common import paragraphs, window
+
+# Rung name -> (which end of the freeze window, offset from it).
+LADDER: dict[str, tuple[str, timedelta]] = {
+    "before_24h": ("start", timedelta(hours=-24)),
+    "before_1h": ("start", timedelta(hours=-1)),
+    "start": ("start", timedelta(0)),
+    "end": ("end", timedelta(0)),
+}
+
+
+def default_ladder(campaign: Campaign) -> dict[str, datetime]:
+    """The default reminder moments for a campaign's freeze window (none without one)."""
+    if campaign.start is None or campaign.end is None:
+        return {}
+    ends = {"start": campaign.start, "end": campaign.end}
+    return {rung: ends[end] + offset for rung, (end, offset) in LADDER.items()}
+
+
+def render(rung: str, services: Services, platform: str, personal: bool) -> str:
+    """One reminder in the current language, for a community or (personal) one volunteer."""
+    campaign = services.campaign
+    if rung == "before_24h":
+        text = paragraphs(
+            _(
+                "Reminder: in 24 hours we freeze our Instagram and Facebook accounts, "
+                "together, for 24 hours."
+            ),
+            window(services, campaign.zone, platform),
+        )
+    elif rung == "before_1h":
+        text = _(
+            "The freeze starts in one hour. Get ready to freeze your Instagram and "
+            "Facebook accounts."
+        )
+    elif rung == "start":
+        text = _(
+            "Freeze your accounts now: Instagram and Facebook, for 24 hours. Thank you for "
+            "taking part!"
+        )
+    elif rung == "end":
+        text = _(
+            "The freeze is over. Now post your one message:\n\n{message}",
+            message=Raw(campaign.message(i18n.current().locale)),
+        )
+    else:
+        text = _("A reminder from the Stop Hate For Profit campaign.")
+    if personal:
+        text = paragraphs(
+            text, _("To stop these reminders, send {command}.", command=Raw("/reminders off"))
+        )
+    return text

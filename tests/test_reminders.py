@@ -1,0 +1,98 @@
+"""Freeze reminders with a controllable clock: each rung once, on time, in each language."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from bot.outbox import Outbox
+from bot.scheduler import ReminderScheduler
+from tests.conftest import App
+
+
+async def subscribers(app: App) -> None:
+    """A French community and three volunteers who opted in, each in their language."""
+    await app.run(":organizer on\n/language fr group\n:organizer off")
+    await app.run(":as amina\n:private\n/language ar\n/reminders on")
+    await app.run(":as karim\n:private\n/language fr\n/reminders on")
+    await app.run(":as lea\n:private\n:hint en\n/reminders on")
+
+
+def outbox_for(app: App) -> Outbox:
+    outbox = Outbox(app.services)
+    outbox.register(app.console)
+    return outbox
+
+
+async def test_each_rung_fires_once_at_its_time_in_each_readers_language(app: App) -> None:
+    await subscribers(app)
+    outbox = outbox_for(app)
+    scheduler = ReminderScheduler(app.services, outbox.wake)
+    ladder = await scheduler.ladder()
+    assert list(ladder) == ["before_24h", "before_1h", "start", "end"]
+    start = app.services.campaign.start
+    assert start is not None and ladder["start"] == start
+    assert await scheduler.fire_due(ladder["before_24h"] - timedelta(minutes=1)) == []
+    assert await scheduler.fire_due(ladder["before_24h"]) == ["before_24h"]
+    assert await scheduler.fire_due(ladder["before_1h"]) == ["before_1h"]
+    assert await outbox.drain() == 8
+
+    before = app.out.tell()
+    assert await scheduler.fire_due(ladder["start"]) == ["start"]
+    assert await outbox.drain() == 4
+    out = app.out.getvalue()[before:]
+    assert "bot → console-community: Gelez vos comptes maintenant" in out
+    assert "bot → dm-amina: حان وقت تجميد حساباتك الآن" in out
+    assert "bot → dm-karim: Gelez vos comptes maintenant" in out
+    assert "bot → dm-lea: Freeze your accounts now" in out
+    assert "/reminders off" in out  # volunteers are told how to stop; the community is not
+    assert out.count("/reminders off") == 3
+
+    # the same moment again (a second firing, a restart): nothing new
+    assert await scheduler.fire_due(ladder["start"] + timedelta(minutes=5)) == []
+    assert await outbox.drain() == 0
+
+    before = app.out.tell()
+    assert await scheduler.fire_due(ladder["end"]) == ["end"]
+    await outbox.drain()
+    out = app.out.getvalue()[before:]
+    assert "The freeze is over. Now post your one message:" in out
+    assert "#StopHateForProfit" in out
+
+
+async def test_a_restart_before_a_rung_still_sends_it_and_after_it_does_not(app: App) -> None:
+    await subscribers(app)
+    ladder = await ReminderScheduler(app.services).ladder()
+    due = ladder["before_1h"]
+    # the bot was down when the rung came due, and restarts 10 minutes later (within grace)
+    restarted = ReminderScheduler(app.services)
+    assert await restarted.fire_due(due + timedelta(minutes=10)) == ["before_1h"]
+    # a second restart, later: already sent, not again
+    again = ReminderScheduler(app.services)
+    assert await again.fire_due(due + timedelta(minutes=20)) == []
+    # a rung older than the grace is not sent late at all
+    late = ReminderScheduler(app.services, grace=timedelta(minutes=30))
+    assert "before_24h" not in await late.fire_due(ladder["before_24h"] + timedelta(hours=2))
+
+
+async def test_two_schedulers_firing_the_same_rung_make_one_broadcast(app: App) -> None:
+    await subscribers(app)
+    first, second = ReminderScheduler(app.services), ReminderScheduler(app.services)
+    due = (await first.ladder())["start"]
+    made = await asyncio.gather(first.fire("start", due), second.fire("start", due))
+    assert sum(m is not None for m in made) == 1
+
+
+async def test_apscheduler_triggers_a_stored_rung(app: App) -> None:
+    await subscribers(app)
+    fired = asyncio.Event()
+    scheduler = ReminderScheduler(app.services, fired.set)
+    soon = app.services.clock().__class__.now(app.services.campaign.zone) + timedelta(seconds=0.3)
+    await app.services.storage.set_schedule(app.services.campaign.id, {"start": soon})
+    await scheduler.start()
+    try:
+        await asyncio.wait_for(fired.wait(), timeout=5)
+    finally:
+        await scheduler.stop()
+    outbox = outbox_for(app)
+    assert await outbox.drain() == 4
