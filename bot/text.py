@@ -12,3 +12,19 @@ def echo(text: str, limit: int = MAX_ECHO) -> str:
     """A piece of what someone typed, safe to quote back: printable, no direction tricks, short."""
     printable = "".join(ch for ch in text if ch.isprintable() and ch not in _DIRECTION_CONTROLS)
     return printable[:limit] + ("…" if len(printable) > limit else "")
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut a text into pieces of at most `limit` characters, at paragraph, line, then word
+    breaks (a platform's message limit)."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut <= limit // 2:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    pieces.append(rest)
+    return [p for p in pieces if p]

@@ -317,10 +317,10 @@ async def test_webhook_mode_checks_the_secret_and_answers_in_the_response(
 
 
 def test_split_text_respects_the_limit() -> None:
-    from bot.frontends.telegram_bot import split_text
+    from bot.text import split_text
 
     text = "\n\n".join("word " * 300 for _ in range(5))
-    pieces = split_text(text)
+    pieces = split_text(text, 4096)
     assert all(len(p) <= 4096 for p in pieces)
     assert re.sub(r"\s+", " ", " ".join(pieces)).strip() == re.sub(r"\s+", " ", text).strip()
 

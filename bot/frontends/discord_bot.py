@@ -25,6 +25,7 @@ from bot.i18n import P_
 from bot.pacing import Pacer
 from bot.registry import Command
 from bot.services import Services
+from bot.text import split_text
 from handlers.tally import render_board
 
 log = logging.getLogger(__name__)
@@ -59,21 +60,6 @@ COMMAND_NAMES = (
     P_("command name", "forget"),
 )
 NAME_CONTEXT = "command name"
-
-
-def split_text(text: str, limit: int = CONTENT_LIMIT) -> list[str]:
-    """Cut a text into pieces Discord accepts, at paragraph, line, then word breaks."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut <= limit // 2:
-            cut = limit
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    pieces.append(rest)
-    return [p for p in pieces if p]
 
 
 class CatalogTranslator(app_commands.Translator):
@@ -327,7 +313,7 @@ class DiscordFrontend:
             if reply.kind is ReplyKind.BOARD:
                 await self._post_board(interaction, invocation, reply)
                 continue
-            pieces = split_text(reply.text)
+            pieces = split_text(reply.text, CONTENT_LIMIT)
             for index, piece in enumerate(pieces):
                 view = self._view(reply) if index == len(pieces) - 1 else None
                 await self._send(interaction, piece, ephemeral=ephemeral, view=view)
@@ -396,7 +382,7 @@ class DiscordFrontend:
         """Post a text to a channel outside any interaction, paced; the last message's id."""
         channel = self.client.get_partial_messageable(channel_id)
         last: int | None = None
-        for piece in split_text(text):
+        for piece in split_text(text, CONTENT_LIMIT):
             for attempt in range(1, SEND_ATTEMPTS + 1):
                 await self.pacer.slot(channel_id, group=True)
                 try:

@@ -50,6 +50,7 @@ from bot.dispatch import Dispatcher
 from bot.i18n import Raw, _
 from bot.pacing import Pacer
 from bot.services import Services
+from bot.text import split_text
 from bot.web import WebServer
 from handlers.tally import render_board
 
@@ -65,21 +66,6 @@ TOAST_LIMIT = 200
 COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "start"})
 ORGANIZER_AWARE = frozenset({"board", "subscribe", "language", "help"})
 SEND_ATTEMPTS = 4
-
-
-def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
-    """Cut a text into pieces Telegram accepts, at paragraph, then line, then word breaks."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut <= limit // 2:
-            cut = limit
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    pieces.append(rest)
-    return [p for p in pieces if p]
 
 
 def toast(text: str) -> str:
@@ -402,7 +388,12 @@ class TelegramFrontend:
         """Send one reply (split when long); the last message sent, or None if undeliverable."""
         assert self.application is not None
         bot = self.application.bot
-        pieces = split_text(html.escape(reply.text, quote=False))
+        # Telegram's limit counts the text after HTML parsing: split first, then escape, so
+        # an entity such as &amp; is never cut in two.
+        pieces = [
+            html.escape(piece, quote=False)
+            for piece in split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+        ]
         last: Message | None = None
         for index, piece in enumerate(pieces):
             markup = keyboard(reply) if index == len(pieces) - 1 else None
