@@ -85,12 +85,20 @@ async def _run(settings: Settings, command: str) -> int:
             frontends.append(TelegramFrontend(services, dispatcher, web))
         if settings.discord_token is not None:
             frontends.append(DiscordFrontend(services, dispatcher))
+        outbox = Outbox(services)
+        scheduler = ReminderScheduler(services, outbox.wake)
         try:
             for frontend in frontends:
                 await frontend.start()
+                outbox.register(frontend)
             await web.start()
+            await outbox.recover()
+            await scheduler.start()
+            outbox.start()
             await _until_stopped()
         finally:
+            await scheduler.stop()
+            await outbox.stop()
             await web.stop()
             for frontend in reversed(frontends):
                 await frontend.stop()

@@ -287,3 +287,26 @@ async def test_arabic_pledge_by_command_and_by_button(world: World) -> None:
     assert by_button.ephemeral and "سُجّل تعهّدك" in by_button.response.content
     again = await salma.slash(world.channel, "pledge")
     assert again.ephemeral and "تعهّدك مسجَّل مسبقًا" in again.response.content
+
+
+async def test_a_reminder_reaches_the_board_channel_and_opted_in_members(world: World) -> None:
+    from bot.outbox import Outbox
+    from bot.scheduler import ReminderScheduler
+
+    await world.mod.slash(world.channel, "board")
+    ana = world.member("ana")
+    world.locale["locale"] = "fr"
+    opted = await ana.slash(world.channel, "reminders", state="on")
+    assert "Les rappels sont activés" in opted.response.content
+    outbox = Outbox(world.services)
+    outbox.register(world.frontend)
+    scheduler = ReminderScheduler(world.services, outbox.wake)
+    made = await scheduler.fire("start", (await scheduler.ladder())["start"])
+    assert made is not None and made.recipients == 2
+    assert await outbox.drain() == 2
+    await world.env.settle()
+    assert "Gelez vos comptes maintenant" in ana.user.dm_channel.last_message.content
+    assert "Freeze your accounts now" in world.channel.last_message.content
+    sends = [r for r in world.env.http_requests if r.method == "POST" and "nonce" in (r.json or {})]
+    assert sends and all(r.json.get("enforce_nonce") for r in sends)
+    assert await world.services.storage.delivery_counts(made.id) == {"sent": 2}

@@ -367,3 +367,32 @@ async def test_paced_bot_stays_under_the_limits(tmp_path: Path) -> None:
             server.user_sends(1003, 1003, "/tally")
         await server.wait_for(lambda: len(server.messages(1003)) == 3, timeout=8)
         assert server.rejected_429 == 0
+
+
+async def test_a_reminder_reaches_groups_and_volunteers_in_their_languages(world: World) -> None:
+    from bot.outbox import Outbox
+    from bot.scheduler import ReminderScheduler
+
+    server = world.server
+    server.user_sends(ORGANIZER, GROUP, "/language ar group")
+    await world.answer_in(GROUP)
+    for user, code in ((1101, "fr"), (1102, "en"), (1103, "ar")):
+        server.add_user(user, "R", code)
+        server.user_sends(user, user, "/reminders on")
+        await world.answer_in(user)
+    server.block_bot(1103)
+    outbox = Outbox(world.services)
+    outbox.register(world.frontend)
+    scheduler = ReminderScheduler(world.services, outbox.wake)
+    due = (await scheduler.ladder())["start"]
+    made = await scheduler.fire(due=due, rung="start")
+    assert made is not None and made.recipients == 4
+    assert await outbox.drain() == 4
+    assert "Gelez vos comptes maintenant" in server.messages(1101)[-1]["text"]
+    assert "Freeze your accounts now" in server.messages(1102)[-1]["text"]
+    assert "حان وقت تجميد حساباتك الآن" in server.messages(GROUP)[-1]["text"]
+    counts = await world.services.storage.delivery_counts(made.id)
+    assert counts == {"sent": 3, "unreachable": 1}
+    key = world.services.identities.key("telegram", "1103")
+    data = await world.services.storage.export(world.services.campaign.id, key)
+    assert data.volunteer is not None and not data.volunteer.reminders  # stopped writing

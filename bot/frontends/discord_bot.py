@@ -22,6 +22,7 @@ from bot.boards import BoardUpdater
 from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
 from bot.i18n import P_
+from bot.outbox import Outcome
 from bot.pacing import Pacer
 from bot.registry import Command
 from bot.services import Services
@@ -400,6 +401,43 @@ class DiscordFrontend:
                     self.pacer.pause(channel_id, 2.0**attempt)
             last = sent.id
         return last
+
+    # -- outbox transport --------------------------------------------------------------
+
+    platform = Platform.DISCORD.value
+    resend_inflight = True  # every send carries a nonce Discord enforces: no duplicates
+
+    async def deliver(self, address: str, text: str, nonce: str) -> Outcome:
+        """Send one outbox message: to a volunteer privately, or to a community's board
+        channel; the nonce lets Discord drop a resend after a crash."""
+        _volunteer, community = await self.services.storage.load_context(b"", "discord", address)
+        try:
+            if community is None:  # a volunteer: a private message
+                await self.pacer.overall_slot()
+                user = await self.client.fetch_user(int(address))
+                for piece in split_text(text, CONTENT_LIMIT):
+                    await user.send(piece, nonce=f"{nonce}:{len(piece)}"[:25])
+                return Outcome.SENT
+            if not community.board_ref:
+                log.info("discord: a community has no board channel yet; /board sets it")
+                return Outcome.FAILED
+            channel_id = int(community.board_ref.partition(":")[0])
+            channel = self.client.get_partial_messageable(channel_id)
+            for piece in split_text(text, CONTENT_LIMIT):
+                await self.pacer.slot(channel_id, group=True)
+                await channel.send(piece, nonce=f"{nonce}:{len(piece)}"[:25])
+            return Outcome.SENT
+        except discord.Forbidden:
+            if community is None:
+                key = self.services.identities.key("discord", address)
+                await self.services.storage.set_reminders(key, False, None)
+            else:
+                await self.services.storage.set_community_subscribed("discord", address, False)
+            return Outcome.UNREACHABLE
+        except discord.NotFound:
+            return Outcome.UNREACHABLE
+        except discord.HTTPException as error:
+            return Outcome.RETRY if error.status == 429 or error.status >= 500 else Outcome.FAILED
 
     # -- boards -------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from bot.boards import BoardUpdater
 from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
 from bot.i18n import Raw, _
+from bot.outbox import Outcome
 from bot.pacing import Pacer
 from bot.services import Services
 from bot.text import split_text
@@ -471,6 +472,41 @@ class TelegramFrontend:
         moved = await self.services.storage.move_community("telegram", str(old_id), str(new_id))
         self.boards.moved(str(old_id), str(new_id))
         log.info("telegram: a group became a supergroup (moved: %s)", moved)
+
+    # -- outbox transport ----------------------------------------------------------------------
+
+    platform = Platform.TELEGRAM.value
+    resend_inflight = False  # Telegram cannot deduplicate: a row in flight at a crash is unknown
+
+    async def deliver(self, address: str, text: str, nonce: str) -> Outcome:
+        """Send one outbox message to a chat, paced; how it went."""
+        assert self.application is not None
+        bot = self.application.bot
+        chat_id = int(address)
+        for piece in split_text(text, MessageLimit.MAX_TEXT_LENGTH):
+            await self.pacer.slot(chat_id, group=chat_id < 0)
+            try:
+                await bot.send_message(
+                    chat_id,
+                    html.escape(piece, quote=False),
+                    parse_mode=ParseMode.HTML,
+                    disable_web_page_preview=True,
+                )
+            except RetryAfter as error:
+                self.pacer.pause(chat_id, _seconds(error.retry_after))
+                return Outcome.RETRY
+            except Forbidden:
+                await self._unreachable(chat_id, chat_id > 0)
+                return Outcome.UNREACHABLE
+            except ChatMigrated as error:
+                await self._migrated(chat_id, error.new_chat_id)
+                return Outcome.FAILED  # the next broadcast goes to the new id
+            except BadRequest as error:
+                log.warning("telegram: outbox message refused: %s", error.message)
+                return Outcome.FAILED
+            except NetworkError:
+                return Outcome.RETRY
+        return Outcome.SENT
 
     # -- boards -------------------------------------------------------------------------------
 
