@@ -89,7 +89,13 @@ class Outbox:
 
     async def _one(self, transport: Transport, delivery: Delivery) -> str:
         with i18n.use(self.services.catalogs.get(delivery.language)):
-            text = render(delivery.subject, self.services, delivery.platform, delivery.personal)
+            text = render(
+                delivery.kind,
+                delivery.subject,
+                self.services,
+                delivery.platform,
+                delivery.personal,
+            )
         try:
             outcome = await transport.deliver(delivery.address, text, f"d{delivery.id}")
         except Exception:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from bot import i18n
 from bot.campaign import Campaign
-from bot.i18n import Raw, _
+from bot.i18n import Raw, _, ngettext
 from bot.services import Services
 from handlers.common import paragraphs, window
 
@@ -27,8 +27,25 @@ def default_ladder(campaign: Campaign) -> dict[str, datetime]:
     return {rung: ends[end] + offset for rung, (end, offset) in LADDER.items()}
 
 
-def render(rung: str, services: Services, platform: str, personal: bool) -> str:
-    """One reminder in the current language, for a community or (personal) one volunteer."""
+def render(kind: str, subject: str, services: Services, platform: str, personal: bool) -> str:
+    """One outbox message in the current language, for a community or one volunteer."""
+    if kind == "milestone":
+        count = int(subject)
+        if count == services.campaign.goal:
+            return ngettext(
+                "We reached our goal: {count} volunteer has pledged. Thank you!",
+                "We reached our goal: {count} volunteers have pledged. Thank you!",
+                count,
+            )
+        return ngettext(
+            "Milestone: {count} volunteer has pledged to freeze their accounts!",
+            "Milestone: {count} volunteers have pledged to freeze their accounts!",
+            count,
+        )
+    return _reminder(subject, services, platform, personal)
+
+
+def _reminder(rung: str, services: Services, platform: str, personal: bool) -> str:
     campaign = services.campaign
     if rung == "before_24h":
         text = paragraphs(

@@ -27,6 +27,11 @@ PLATFORM = Arg(
 )
 
 
+def is_milestone(number: int, goal: int) -> bool:
+    """100, 1,000, 10,000 … pledges, and the goal."""
+    return number == goal or (number >= 100 and str(number).rstrip("0") == "1")
+
+
 def _private(text: str) -> list[Reply]:
     return [Reply(text=text, visibility=Visibility.PRIVATE)]
 
@@ -38,6 +43,16 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
     result = await services.storage.pledge(
         services.campaign.id, invocation.volunteer_key, invocation.platform, chat, choice
     )
+    if result.status is PledgeStatus.NEW and is_milestone(result.number, services.campaign.goal):
+        # Posted once to every subscribed community: the key makes a second call a no-op.
+        await services.storage.create_broadcast(
+            services.campaign.id,
+            f"milestone:{services.campaign.slug}:{result.number}",
+            "milestone",
+            str(result.number),
+            services.settings.default_language,
+            volunteers=False,
+        )
     label = accounts(result.choice)
     if result.status is PledgeStatus.ALREADY:
         return _private(

@@ -195,10 +195,17 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def create_broadcast(
-        self, campaign_id: int, key: str, kind: str, subject: str, default_language: str
+        self,
+        campaign_id: int,
+        key: str,
+        kind: str,
+        subject: str,
+        default_language: str,
+        volunteers: bool = True,
     ) -> Broadcast | None:
-        """Create a broadcast and expand its recipients (subscribed communities, opted-in
-        volunteers) into deliveries, in one transaction; None if the key already exists."""
+        """Create a broadcast and expand its recipients (subscribed communities, and opted-in
+        volunteers unless told not to) into deliveries, in one transaction; None if the key
+        already exists."""
 
     @abc.abstractmethod
     async def claim_deliveries(self, platform: str, limit: int) -> list[Delivery]:

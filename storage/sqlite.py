@@ -482,7 +482,13 @@ class SQLiteStorage(Storage):
         return await self._call(op)
 
     async def create_broadcast(
-        self, campaign_id: int, key: str, kind: str, subject: str, default_language: str
+        self,
+        campaign_id: int,
+        key: str,
+        kind: str,
+        subject: str,
+        default_language: str,
+        volunteers: bool = True,
     ) -> Broadcast | None:
         """Create a broadcast and expand its recipients into deliveries, in one transaction."""
 
@@ -502,15 +508,19 @@ class SQLiteStorage(Storage):
                 "WHERE subscribed = 1 ORDER BY id",
                 (broadcast_id, default_language, now),
             ).rowcount
-            volunteers = db.execute(
-                "INSERT INTO deliveries "
-                "(broadcast_id, platform, address, language, volunteer, updated_at) "
-                "SELECT ?, dm_platform, dm_address, COALESCE(language, ?), key, ? "
-                "FROM volunteers WHERE reminders = 1 AND dm_address IS NOT NULL "
-                "AND dm_platform IS NOT NULL ON CONFLICT DO NOTHING",
-                (broadcast_id, default_language, now),
-            ).rowcount
-            total = communities + volunteers
+            personal = (
+                0
+                if not volunteers
+                else db.execute(
+                    "INSERT INTO deliveries "
+                    "(broadcast_id, platform, address, language, volunteer, updated_at) "
+                    "SELECT ?, dm_platform, dm_address, COALESCE(language, ?), key, ? "
+                    "FROM volunteers WHERE reminders = 1 AND dm_address IS NOT NULL "
+                    "AND dm_platform IS NOT NULL ON CONFLICT DO NOTHING",
+                    (broadcast_id, default_language, now),
+                ).rowcount
+            )
+            total = communities + personal
             db.execute("UPDATE broadcasts SET recipients = ? WHERE id = ?", (total, broadcast_id))
             return Broadcast(broadcast_id, key, kind, subject, total)
 

@@ -96,3 +96,37 @@ async def test_apscheduler_triggers_a_stored_rung(app: App) -> None:
         await scheduler.stop()
     outbox = outbox_for(app)
     assert await outbox.drain() == 4
+
+
+async def test_milestones_are_posted_once_to_communities_only(app: App) -> None:
+    await subscribers(app)  # one French community, three opted-in volunteers
+    from bot.core import ChatKind, Invocation, Platform
+
+    def pledge(n: int) -> Invocation:
+        return Invocation(
+            platform=Platform.CONSOLE,
+            user_id=f"crowd{n}",
+            chat_id="console-community",
+            chat_kind=ChatKind.GROUP,
+            command="pledge",
+        )
+
+    await asyncio.gather(*(app.dispatcher.handle(pledge(n)) for n in range(120)))
+    outbox = outbox_for(app)
+    before = app.out.tell()
+    assert await outbox.drain() == 1  # the community only, not the volunteers' private chats
+    out = app.out.getvalue()[before:]
+    assert "bot → console-community: Cap franchi\u00a0: 100 personnes se sont engagées" in out
+    assert "crowd" not in out and out.count("bot →") == 1
+    # withdrawing and pledging again does not make number 100 a second time
+    await app.dispatcher.handle(
+        Invocation(
+            platform=Platform.CONSOLE,
+            user_id="crowd5",
+            chat_id="console-community",
+            chat_kind=ChatKind.GROUP,
+            command="unpledge",
+        )
+    )
+    await app.dispatcher.handle(pledge(5))
+    assert await outbox.drain() == 0
