@@ -86,7 +86,11 @@ async def _run(settings: Settings, command: str) -> int:
         if settings.discord_token is not None:
             frontends.append(DiscordFrontend(services, dispatcher))
         outbox = Outbox(services)
-        scheduler = ReminderScheduler(services, outbox.wake)
+        telegram_rate = (
+            1000.0 if settings.telegram_paid_broadcast else settings.telegram_rate_overall
+        )
+        rates = {"telegram": telegram_rate, "discord": settings.discord_rate_overall}
+        scheduler = ReminderScheduler(services, outbox.wake, rates=rates)
         try:
             for frontend in frontends:
                 await frontend.start()

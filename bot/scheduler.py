@@ -23,6 +23,7 @@ from storage.base import Broadcast
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=1)
+LEAD_MARGIN = 1.2  # room for retries and the other platforms' traffic
 
 
 class ReminderScheduler:
@@ -33,11 +34,26 @@ class ReminderScheduler:
         services: Services,
         on_broadcast: Callable[[], None] = lambda: None,
         grace: timedelta = DEFAULT_GRACE,
+        rates: dict[str, float] | None = None,
     ) -> None:
         self.services = services
         self.on_broadcast = on_broadcast
         self.grace = grace
+        self.rates = rates or {}  # messages per second each platform's sender keeps to
         self._scheduler: AsyncIOScheduler | None = None
+
+    async def lead(self) -> timedelta:
+        """How early a fan-out must start so its last message lands before the moment."""
+        counts = await self.services.storage.recipient_counts()
+        seconds = max(
+            (
+                count / self.rates[platform]
+                for platform, count in counts.items()
+                if self.rates.get(platform)
+            ),
+            default=0.0,
+        )
+        return timedelta(seconds=seconds * LEAD_MARGIN)
 
     async def ladder(self) -> dict[str, datetime]:
         """The stored ladder, seeded from the campaign window the first time."""
@@ -71,18 +87,20 @@ class ReminderScheduler:
     async def fire_due(self, now: datetime) -> list[str]:
         """Fire every rung due by now and not older than the grace (what a restart does)."""
         fired = []
+        lead = await self.lead()
         for rung, due in (await self.ladder()).items():
-            if due <= now <= due + self.grace and await self.fire(rung, due) is not None:
+            if due - lead <= now <= due + self.grace and await self.fire(rung, due) is not None:
                 fired.append(rung)
         return fired
 
     async def start(self) -> None:
         """Build one APScheduler job per rung from the database, and start."""
         self._scheduler = AsyncIOScheduler(timezone=self.services.campaign.zone)
+        lead = await self.lead()
         for rung, due in (await self.ladder()).items():
             self._scheduler.add_job(
                 self.fire,
-                DateTrigger(run_date=due),
+                DateTrigger(run_date=due - lead),
                 args=(rung, due),
                 id=f"reminder-{rung}",
                 misfire_grace_time=int(self.grace.total_seconds()),

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     )
     board_interval: float = Field(default=3.0, ge=0.0, le=3600)
     telegram_rate_overall: float = Field(default=30.0, gt=0, le=1000)
+    telegram_paid_broadcast: bool = False
     telegram_rate_per_chat: float = Field(default=1.0, gt=0, le=100)
     telegram_rate_per_group_minute: float = Field(default=20.0, gt=0, le=6000)
     discord_sync: str = Field(default="global", pattern=r"^(global|off|\d{15,21})$")

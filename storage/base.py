@@ -208,6 +208,10 @@ class Storage(abc.ABC):
         already exists."""
 
     @abc.abstractmethod
+    async def recipient_counts(self) -> dict[str, int]:
+        """How many recipients a broadcast would have now, per platform."""
+
+    @abc.abstractmethod
     async def claim_deliveries(self, platform: str, limit: int) -> list[Delivery]:
         """Mark up to `limit` pending deliveries of a platform in flight and return them."""
 

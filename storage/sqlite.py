@@ -526,6 +526,22 @@ class SQLiteStorage(Storage):
 
         return await self._call(op)
 
+    async def recipient_counts(self) -> dict[str, int]:
+        """How many recipients a broadcast would have now, per platform."""
+
+        def op(db: sqlite3.Connection) -> dict[str, int]:
+            rows = db.execute(
+                "SELECT platform, COUNT(*) FROM communities WHERE subscribed = 1 GROUP BY 1 "
+                "UNION ALL SELECT dm_platform, COUNT(*) FROM volunteers "
+                "WHERE reminders = 1 AND dm_platform IS NOT NULL GROUP BY 1"
+            ).fetchall()
+            counts: dict[str, int] = {}
+            for platform, count in rows:
+                counts[platform] = counts.get(platform, 0) + int(count)
+            return counts
+
+        return await self._call(op)
+
     async def claim_deliveries(self, platform: str, limit: int) -> list[Delivery]:
         """Mark up to `limit` pending deliveries of a platform in flight and return them."""
 

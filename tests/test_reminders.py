@@ -130,3 +130,13 @@ async def test_milestones_are_posted_once_to_communities_only(app: App) -> None:
     )
     await app.dispatcher.handle(pledge(5))
     assert await outbox.drain() == 0
+
+
+async def test_fan_out_starts_early_enough_for_the_last_recipient(app: App) -> None:
+    await subscribers(app)  # 4 recipients on the console
+    scheduler = ReminderScheduler(app.services, rates={"console": 1.0})
+    lead = await scheduler.lead()
+    assert lead == timedelta(seconds=4 * 1.2)
+    due = (await scheduler.ladder())["start"]
+    assert "start" not in await scheduler.fire_due(due - lead - timedelta(seconds=1))
+    assert "start" in await scheduler.fire_due(due - lead + timedelta(seconds=1))

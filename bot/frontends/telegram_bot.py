@@ -104,8 +104,9 @@ class TelegramFrontend:
         self.username = ""
         self._admins: dict[tuple[int, int], tuple[float, bool]] = {}
         settings = services.settings
+        self.paid_broadcast = settings.telegram_paid_broadcast
         self.pacer = Pacer(
-            settings.telegram_rate_overall,
+            1000.0 if self.paid_broadcast else settings.telegram_rate_overall,
             settings.telegram_rate_per_chat,
             settings.telegram_rate_per_group_minute,
         )
@@ -491,6 +492,8 @@ class TelegramFrontend:
                     html.escape(piece, quote=False),
                     parse_mode=ParseMode.HTML,
                     disable_web_page_preview=True,
+                    # Paid broadcast (opt-in): up to 1000 messages/s, charged in Stars.
+                    allow_paid_broadcast=True if self.paid_broadcast else None,
                 )
             except RetryAfter as error:
                 self.pacer.pause(chat_id, _seconds(error.retry_after))
