@@ -20,6 +20,7 @@ from pathlib import Path
 
 from babel import Locale
 from babel.dates import format_skeleton, format_time, get_timezone_name
+from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
@@ -115,6 +116,10 @@ class Translator:
     def number(self, value: int | float) -> str:
         """A number written the locale's way."""
         return format_decimal(value, locale=self.babel_locale)
+
+    def join(self, items: list[str]) -> str:
+        """A list written the locale's way ('a, b and c', 'a, b et c')."""
+        return format_list(items, locale=self.babel_locale)
 
     def percent(self, value: float) -> str:
         """A fraction written as a percentage the locale's way."""

@@ -16,8 +16,10 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot import i18n
+from bot.i18n import Raw, _
 from bot.reminders import render
 from bot.services import Services
+from handlers.common import paragraphs
 from storage.base import Delivery
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class Outbox:
         self.transports: dict[str, Transport] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._announcements: dict[str, tuple[dict[str, str], str]] = {}
 
     def register(self, transport: Transport) -> None:
         """Deliver this platform's rows through transport."""
@@ -87,15 +90,40 @@ class Outbox:
                     break  # a passing failure: try this platform again at the next drain
         return handled
 
+    async def _announcement(self, subject: str) -> tuple[dict[str, str], str]:
+        cached = self._announcements.get(subject)
+        if cached is None:
+            found = await self.services.storage.announcement(int(subject))
+            cached = found if found is not None else ({}, "en")
+            self._announcements[subject] = cached
+        return cached
+
     async def _one(self, transport: Transport, delivery: Delivery) -> str:
+        texts: tuple[dict[str, str], str] | None = None
+        if delivery.kind == "announcement":
+            texts = await self._announcement(delivery.subject)
         with i18n.use(self.services.catalogs.get(delivery.language)):
-            text = render(
-                delivery.kind,
-                delivery.subject,
-                self.services,
-                delivery.platform,
-                delivery.personal,
-            )
+            if texts is not None:
+                variants, source = texts
+                text = variants.get(delivery.language) or variants.get(source, "")
+                if delivery.personal:
+                    text = paragraphs(
+                        text,
+                        _(
+                            "To stop these reminders, send {command}.",
+                            command=Raw("/reminders off"),
+                        ),
+                    )
+            else:
+                text = render(
+                    delivery.kind,
+                    delivery.subject,
+                    self.services,
+                    delivery.platform,
+                    delivery.personal,
+                )
+        if not text:
+            return "failed"
         try:
             outcome = await transport.deliver(delivery.address, text, f"d{delivery.id}")
         except Exception:

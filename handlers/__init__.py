@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.registry import Registry
-from handlers import campaign, language, pledge, privacy, reminders, start, tally
+from handlers import announce, campaign, language, pledge, privacy, reminders, start, tally
 
 
 def build_registry() -> Registry:
@@ -16,6 +16,7 @@ def build_registry() -> Registry:
             *campaign.COMMANDS,
             *language.COMMANDS,
             *reminders.COMMANDS,
+            *announce.COMMANDS,
             *privacy.COMMANDS,
         ]
     )

@@ -208,6 +208,14 @@ class Storage(abc.ABC):
         already exists."""
 
     @abc.abstractmethod
+    async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:
+        """Keep an organizer's announcement (texts per language) until it is sent; its id."""
+
+    @abc.abstractmethod
+    async def announcement(self, announcement_id: int) -> tuple[dict[str, str], str] | None:
+        """An announcement's texts per language and its fallback language."""
+
+    @abc.abstractmethod
     async def recipient_counts(self) -> dict[str, int]:
         """How many recipients a broadcast would have now, per platform."""
 

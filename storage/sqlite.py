@@ -9,6 +9,7 @@ thousand pledges cost one thread hop and one commit instead of a thousand.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -523,6 +524,31 @@ class SQLiteStorage(Storage):
             total = communities + personal
             db.execute("UPDATE broadcasts SET recipients = ? WHERE id = ?", (total, broadcast_id))
             return Broadcast(broadcast_id, key, kind, subject, total)
+
+        return await self._call(op)
+
+    async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:
+        """Keep an organizer's announcement (texts per language) until it is sent; its id."""
+
+        def op(db: sqlite3.Connection) -> int:
+            return int(
+                db.execute(
+                    "INSERT INTO announcements (campaign_id, texts, source, created_at) "
+                    "VALUES (?, ?, ?, ?) RETURNING id",
+                    (campaign_id, json.dumps(texts, ensure_ascii=False), source, _now()),
+                ).fetchall()[0][0]
+            )
+
+        return await self._call(op)
+
+    async def announcement(self, announcement_id: int) -> tuple[dict[str, str], str] | None:
+        """An announcement's texts per language and its fallback language."""
+
+        def op(db: sqlite3.Connection) -> tuple[dict[str, str], str] | None:
+            rows = db.execute(
+                "SELECT texts, source FROM announcements WHERE id = ?", (announcement_id,)
+            ).fetchall()
+            return (json.loads(rows[0][0]), str(rows[0][1])) if rows else None
 
         return await self._call(op)
 

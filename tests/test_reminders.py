@@ -140,3 +140,29 @@ async def test_fan_out_starts_early_enough_for_the_last_recipient(app: App) -> N
     due = (await scheduler.ladder())["start"]
     assert "start" not in await scheduler.fire_due(due - lead - timedelta(seconds=1))
     assert "start" in await scheduler.fire_due(due - lead + timedelta(seconds=1))
+
+
+async def test_announce_previews_then_reaches_everyone_in_their_language(app: App) -> None:
+    await subscribers(app)  # French community; amina (ar), karim (fr), lea (en) opted in
+    out = await app.run(":as org\n:private\n:organizer off\n/announce hello")
+    assert "only the campaign's organizers can use /announce" in out
+    out = await app.run(":organizer on\n/announce en: Freeze tomorrow! fr: Gel demain !")
+    assert "Preview of your announcement:" in out
+    assert "English: Freeze tomorrow!" in out and "Français: Gel demain !" in out
+    assert "No text in العربية: those readers will get the English text." in out
+    out = await app.run(":press 1")
+    assert "Sending your announcement to 4 recipients." in out
+    assert "This announcement was already sent." in await app.run(":press 1")
+    outbox = outbox_for(app)
+    before = app.out.tell()
+    assert await outbox.drain() == 4
+    sent = app.out.getvalue()[before:]
+    assert "bot → console-community: Gel demain !" in sent
+    assert "bot → dm-karim: Gel demain !" in sent
+    assert "bot → dm-lea: Freeze tomorrow!" in sent
+    assert "bot → dm-amina: Freeze tomorrow!" in sent  # no Arabic text: the source language
+
+
+async def test_announce_without_text_explains_how(app: App) -> None:
+    out = await app.run(":organizer on\n:hint fr\n/announce")
+    assert "Écrivez l’annonce après la commande" in out

@@ -59,6 +59,7 @@ COMMAND_NAMES = (
     P_("command name", "subscribe"),
     P_("command name", "mydata"),
     P_("command name", "forget"),
+    P_("command name", "announce"),
 )
 NAME_CONTEXT = "command name"
 
