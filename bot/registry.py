@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -80,15 +81,16 @@ def fold(word: str) -> str:
 
 def parse_args(command: Command, text: str) -> dict[str, str]:
     """Split the text after a command into its named arguments, or raise UsageError."""
-    words = text.split()
+    tokens = [(match.group(), match.start()) for match in re.finditer(r"\S+", text)]
+    words = [token for token, _ in tokens]
     values: dict[str, str] = {}
     for arg in command.args:
         if not words:
             if arg.required:
                 raise UsageError(command)
             break
-        if arg.rest:
-            values[arg.name] = " ".join(words)
+        if arg.rest:  # the rest of the text as typed, line breaks included
+            values[arg.name] = text[tokens[len(tokens) - len(words)][1] :].strip()
             words = []
             break
         word = words.pop(0)

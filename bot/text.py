@@ -28,3 +28,14 @@ def split_text(text: str, limit: int) -> list[str]:
         rest = rest[cut:].lstrip()
     pieces.append(rest)
     return [p for p in pieces if p]
+
+
+_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e")
+
+
+def clean(text: str) -> str:
+    """Text someone wants published: control characters and direction overrides removed
+    (they can hide or reorder words), line breaks and everything printable kept."""
+    return "".join(
+        ch for ch in text if (ch.isprintable() or ch in "\n\t") and ch not in _OVERRIDES
+    ).strip()

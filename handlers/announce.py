@@ -10,6 +10,7 @@ from bot.core import Button, Invocation, Reply, Visibility
 from bot.i18n import N_, Raw, _, ngettext
 from bot.registry import Arg, Command
 from bot.services import Services
+from bot.text import clean
 from handlers.common import LANGUAGE_NAMES, paragraphs
 
 TEXT = Arg("text", label=N_("The announcement; start a part with ar:, fr: or en:"), rest=True)
@@ -35,7 +36,7 @@ def _private(text: str, *buttons: Button) -> list[Reply]:
 
 async def announce(invocation: Invocation, services: Services) -> list[Reply]:
     """Announce to every community and volunteer, in their languages (organizers)."""
-    typed = invocation.args.get("text", "")
+    typed = clean(invocation.args.get("text", ""))
     texts = variants(typed, invocation.locale)
     if not texts:
         return _private(

@@ -166,3 +166,22 @@ async def test_announce_previews_then_reaches_everyone_in_their_language(app: Ap
 async def test_announce_without_text_explains_how(app: App) -> None:
     out = await app.run(":organizer on\n:hint fr\n/announce")
     assert "Écrivez l’annonce après la commande" in out
+
+
+async def test_an_announcement_keeps_its_line_breaks(app: App) -> None:
+    await app.run(":organizer on")
+    invocation_text = "First line.\nSecond line."
+    from bot.core import ChatKind, Invocation, Platform
+
+    replies = await app.dispatcher.handle(
+        Invocation(
+            platform=Platform.CONSOLE,
+            user_id="org",
+            chat_id="dm-org",
+            chat_kind=ChatKind.PRIVATE,
+            command="announce",
+            text=invocation_text,
+            is_organizer=True,
+        )
+    )
+    assert "English: First line.\nSecond line." in replies[0].text
