@@ -20,6 +20,15 @@ def _spaced(count: float, period: float, margin: float = 1.0) -> AsyncLimiter:
     return AsyncLimiter(1, period / count * margin)
 
 
+def _budget(per_second: float) -> AsyncLimiter:
+    """The overall budget: a few tokens of burst (so a late timer wastes nothing), refilled
+    slower by as much, so that no one-second window ever sees more than `per_second`."""
+    burst = max(1, int(per_second * 0.02))
+    # 2% headroom: messages leave evenly but arrive with network jitter.
+    refill = max(per_second * 0.98 - burst, per_second * 0.5)
+    return AsyncLimiter(burst, burst / refill)
+
+
 class Pacer:
     """Waits until one more message may go to a chat without tripping the platform's limits."""
 
@@ -30,7 +39,7 @@ class Pacer:
         per_group_per_minute: float,
         max_tracked: int = 20_000,
     ) -> None:
-        self._overall = _spaced(overall_per_second, 1.0)
+        self._overall = _budget(overall_per_second)
         self.per_chat = per_chat_per_second
         self.per_group = per_group_per_minute
         self.max_tracked = max_tracked

@@ -1,0 +1,221 @@
+"""Benchmark: one broadcast to 20,000 volunteers through the outbox, against the fake Bot API
+server enforcing an overall limit L, and the same through python-telegram-bot's
+AIORateLimiter in a plain loop; then the memory of expanding 1,000,000 recipients.
+
+The fake server runs in this process; each sender runs in its own process, so its peak
+RSS is its own. Prints, for each: seconds, achieved rate, efficiency = rate / L, 429s
+answered, peak RSS.
+
+    .venv/bin/python bench/broadcast.py [--recipients 20000] [--limit 170]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TOKEN = "123456:BROADCAST" + "abcdefghijklmnopqrstuvwxyzABCD"
+FIRST_USER = 5_000_000
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def child_outbox(count: int, limit: float) -> dict[str, float]:
+    """coalition-bot: opted-in volunteers, one broadcast, the outbox drains it."""
+    from bot.bootstrap import bootstrap
+    from bot.frontends.telegram_bot import TelegramFrontend
+    from bot.outbox import Outbox
+    from bot.settings import Settings
+
+    data = Path(os.environ["DATA"])
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data,
+        pepper="bench-pepper-" + "o" * 40,
+        telegram_token=TOKEN,  # type: ignore[arg-type]
+        telegram_base_url=os.environ["BASE_URL"],
+        telegram_base_file_url=os.environ["BASE_FILE_URL"],
+        telegram_rate_overall=limit,
+        log_level="WARNING",
+    )
+    async with bootstrap(settings) as (services, dispatcher):
+        for user in range(FIRST_USER, FIRST_USER + count):
+            key = services.identities.key("telegram", str(user))
+            await services.storage.set_reminders(key, True, str(user), "telegram")
+        frontend = TelegramFrontend(services, dispatcher)
+        frontend.application = frontend.build()
+        await frontend.application.initialize()
+        outbox = Outbox(services)
+        outbox.register(frontend)
+        made = await services.storage.create_broadcast(
+            services.campaign.id, "bench", "reminder", "start", "en"
+        )
+        assert made is not None and made.recipients == count
+        start = time.perf_counter()
+        while await outbox.drain():
+            pass
+        elapsed = time.perf_counter() - start
+        counts = await services.storage.delivery_counts(made.id)
+        await frontend.application.shutdown()
+    return {"seconds": elapsed, "sent": counts.get("sent", 0), "rss": peak_rss_mb()}
+
+
+async def child_plain(count: int, limit: float) -> dict[str, float]:
+    """The baseline: a loop of send_message through PTB's AIORateLimiter."""
+    from telegram.error import TelegramError
+    from telegram.ext import AIORateLimiter, ExtBot
+
+    limiter = AIORateLimiter(overall_max_rate=limit, overall_time_period=1, max_retries=5)
+    bot = ExtBot(
+        TOKEN,
+        base_url=os.environ["BASE_URL"],
+        base_file_url=os.environ["BASE_FILE_URL"],
+        rate_limiter=limiter,
+    )
+    sent = 0
+
+    async def one(user: int) -> None:
+        nonlocal sent
+        try:
+            await bot.send_message(user, "Freeze your accounts now.")
+            sent += 1
+        except TelegramError:
+            pass
+
+    async with bot:
+        start = time.perf_counter()
+        await asyncio.gather(*(one(u) for u in range(FIRST_USER, FIRST_USER + count)))
+        elapsed = time.perf_counter() - start
+    return {"seconds": elapsed, "sent": sent, "rss": peak_rss_mb()}
+
+
+async def child_expand(count: int) -> dict[str, float]:
+    """RSS while one broadcast expands to `count` recipients (inserted in bulk first)."""
+    from bot.bootstrap import bootstrap
+    from bot.settings import Settings
+
+    data = Path(os.environ["DATA"])
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data,
+        pepper="bench-pepper-" + "e" * 40,
+        log_level="WARNING",
+    )
+    async with bootstrap(settings) as (services, _dispatcher):
+        campaign_id = services.campaign.id
+    db = sqlite3.connect(settings.db_path)
+    db.execute("PRAGMA synchronous=OFF")
+    rows = ((os.urandom(32), str(FIRST_USER + i)) for i in range(count))
+    db.executemany(
+        "INSERT INTO volunteers (key, reminders, dm_address, dm_platform, created_at) "
+        "VALUES (?, 1, ?, 'telegram', '2026-12-01')",
+        rows,
+    )
+    db.commit()
+    db.close()
+    async with bootstrap(settings) as (services, _dispatcher):
+        before = peak_rss_mb()
+        start = time.perf_counter()
+        made = await services.storage.create_broadcast(
+            campaign_id, "bench-1m", "reminder", "start", "en"
+        )
+        elapsed = time.perf_counter() - start
+        assert made is not None and made.recipients == count
+    return {"seconds": elapsed, "rss_before": before, "rss": peak_rss_mb()}
+
+
+def run_child(kind: str, env: dict[str, str], count: int, limit: float) -> dict[str, float]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            kind,
+            "--recipients",
+            str(count),
+            "--limit",
+            str(limit),
+        ],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT), "PTB_TIMEDELTA": "1"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def parent(count: int, limit: float) -> None:
+    from tests.fakes.telegram_server import FakeTelegram, Limits
+
+    print(
+        f"python {sys.version.split()[0]}; {count:,} recipients; server limit L = "
+        f"{limit:.0f} messages/s overall, 1/s per chat",
+        flush=True,
+    )
+    for kind in ("outbox", "plain"):
+        limits = Limits(enabled=True, per_second_overall=int(limit))
+        async with FakeTelegram(TOKEN, limits=limits) as server:
+            for user in range(FIRST_USER, FIRST_USER + count):
+                server.add_user(user, "V", "en", started=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                env = {
+                    "BASE_URL": server.base_url,
+                    "BASE_FILE_URL": server.base_file_url,
+                    "DATA": tmp,
+                }
+                loop = asyncio.get_running_loop()
+                figures = await loop.run_in_executor(None, run_child, kind, env, count, limit)
+            rate = figures["sent"] / figures["seconds"]
+            name = "coalition-bot outbox" if kind == "outbox" else "PTB AIORateLimiter loop"
+            print(
+                f"{name:24} sent {int(figures['sent']):,} in {figures['seconds']:.1f} s: "
+                f"{rate:.1f}/s, efficiency {rate / limit:.3f}, 429s {server.rejected_429}, "
+                f"peak RSS {figures['rss']:.0f} MB",
+                flush=True,
+            )
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = await asyncio.get_running_loop().run_in_executor(
+            None, run_child, "expand", {"DATA": tmp}, 1_000_000, limit
+        )
+    print(
+        f"expanding 1,000,000 recipients: {figures['seconds']:.1f} s, peak RSS "
+        f"{figures['rss']:.0f} MB (before: {figures['rss_before']:.0f} MB)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--limit", type=float, default=170.0)
+    parser.add_argument("--child", choices=("outbox", "plain", "expand"))
+    args = parser.parse_args()
+    if args.child == "outbox":
+        print(json.dumps(asyncio.run(child_outbox(args.recipients, args.limit))))
+    elif args.child == "plain":
+        print(json.dumps(asyncio.run(child_plain(args.recipients, args.limit))))
+    elif args.child == "expand":
+        print(json.dumps(asyncio.run(child_expand(args.recipients))))
+    else:
+        asyncio.run(parent(args.recipients, args.limit))
+
+
+if __name__ == "__main__":
+    main()
