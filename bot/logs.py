@@ -45,3 +45,4 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     for library in ("telegram", "discord", "httpcore", "aiohttp.access"):
         logging.getLogger(library).setLevel(max(logging.INFO, root.level))
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
