@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -42,20 +43,18 @@ class World:
         return self.server.messages(chat_id)
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with FakeTelegram(TOKEN) as server:
-        server.add_user(ORGANIZER, "Org", "en")
-        server.add_user(ADMIN, "Adm", "fr")
-        server.add_user(MEMBER, "Mem", "en")
-        server.add_group(GROUP, "Coalition", admins=[ADMIN], creator=ORGANIZER)
+@asynccontextmanager
+async def telegram_world(
+    tmp_path: Path, limits: Limits | None = None, **overrides: object
+) -> AsyncIterator[World]:
+    """The fake Bot API server and the real bot, started against it."""
+    async with FakeTelegram(TOKEN, limits=limits) as server:
         settings = make_settings(
             tmp_path,
             telegram_token=TOKEN,
             telegram_base_url=server.base_url,
             telegram_base_file_url=server.base_file_url,
-            telegram_organizer_ids=str(ORGANIZER),
-            board_interval=0.5,
+            **overrides,
         )
         async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
             frontend = TelegramFrontend(services, dispatcher)
@@ -64,6 +63,19 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 yield World(server, frontend, services)
             finally:
                 await frontend.stop()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with telegram_world(
+        tmp_path, telegram_organizer_ids=str(ORGANIZER), board_interval=0.5
+    ) as world:
+        server = world.server
+        server.add_user(ORGANIZER, "Org", "en")
+        server.add_user(ADMIN, "Adm", "fr")
+        server.add_user(MEMBER, "Mem", "en")
+        server.add_group(GROUP, "Coalition", admins=[ADMIN], creator=ORGANIZER)
+        yield world
 
 
 def free_port() -> int:
@@ -325,23 +337,9 @@ def test_split_text_respects_the_limit() -> None:
     assert re.sub(r"\s+", " ", " ".join(pieces)).strip() == re.sub(r"\s+", " ", text).strip()
 
 
-@asynccontextmanager
-async def limited_world(tmp_path: Path, **rates: float) -> AsyncIterator[World]:
-    async with FakeTelegram(TOKEN, limits=Limits(enabled=True)) as server:
-        settings = make_settings(
-            tmp_path,
-            telegram_token=TOKEN,
-            telegram_base_url=server.base_url,
-            telegram_base_file_url=server.base_file_url,
-            **rates,
-        )
-        async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
-            frontend = TelegramFrontend(services, dispatcher)
-            await frontend.start()
-            try:
-                yield World(server, frontend, services)
-            finally:
-                await frontend.stop()
+def limited_world(tmp_path: Path, **rates: float) -> Any:
+    """A world whose server enforces Telegram's limits."""
+    return telegram_world(tmp_path, Limits(enabled=True), **rates)
 
 
 async def test_retry_after_holds_one_chat_without_stalling_the_others(tmp_path: Path) -> None:
