@@ -95,7 +95,8 @@ def bulk_load(db_path: Path, campaign_id: int, total: int) -> None:
             "INSERT INTO volunteers (key, created_at) VALUES (?, ?)", [(k, now) for k in keys]
         )
         db.executemany(
-            "INSERT INTO pledges VALUES (?, ?, 'both', ?, ?)",
+            "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
+            "VALUES (?, ?, 'both', ?, ?)",
             [(campaign_id, k, base + i + 1, now) for i, k in enumerate(keys)],
         )
         db.executemany(

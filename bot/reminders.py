@@ -16,6 +16,7 @@ LADDER: dict[str, tuple[str, timedelta]] = {
     "before_1h": ("start", timedelta(hours=-1)),
     "start": ("start", timedelta(0)),
     "end": ("end", timedelta(0)),
+    "checkin": ("end", timedelta(hours=1)),
 }
 
 
@@ -69,6 +70,11 @@ def _reminder(rung: str, services: Services, platform: str, personal: bool) -> s
         text = _(
             "The freeze is over. Now post your one message:\n\n{message}",
             message=Raw(campaign.message(i18n.current().locale)),
+        )
+    elif rung == "checkin":
+        text = _(
+            "Did you freeze your accounts? If you did, send {command} so we can count you.",
+            command=Raw("/done"),
         )
     else:
         text = _("A reminder from the Stop Hate For Profit campaign.")

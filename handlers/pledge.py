@@ -92,6 +92,21 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
     )
 
 
+async def done(invocation: Invocation, services: Services) -> list[Reply]:
+    """Say you froze your accounts (after the freeze)."""
+    recorded = await services.storage.mark_done(services.campaign.id, invocation.volunteer_key)
+    if recorded is None:
+        return _private(
+            _(
+                "There is no pledge of yours to check in. Send {command} first.",
+                command=Raw("/pledge"),
+            )
+        )
+    if not recorded:
+        return _private(_("You already told us you froze your accounts. Thank you!"))
+    return _private(_("Thank you for freezing your accounts! You are counted as done."))
+
+
 async def unpledge(invocation: Invocation, services: Services) -> list[Reply]:
     """Withdraw your pledge."""
     withdrawn = await services.storage.unpledge(services.campaign.id, invocation.volunteer_key)
@@ -133,5 +148,6 @@ COMMANDS = (
         args=(PLATFORM,),
     ),
     Command("unpledge", N_("Withdraw your pledge"), unpledge),
+    Command("done", N_("Say you froze your accounts"), done),
     Command("mypledge", N_("Show your pledge"), mypledge),
 )

@@ -38,6 +38,14 @@ def tally_text(tally: Tally, services: Services) -> str:
             tally.total,
         )
     )
+    if tally.done:
+        parts.append(
+            ngettext(
+                "{count} of them froze their accounts.",
+                "{count} of them froze their accounts.",
+                tally.done,
+            )
+        )
     parts.append(
         _(
             "Goal: {goal}. {bar} {percent}",

@@ -65,6 +65,7 @@ class Tally:
 
     community: int | None
     total: int
+    done: int = 0  # of the total, how many said they froze their accounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,11 @@ class Storage(abc.ABC):
     ) -> PledgeResult:
         """Record a pledge (idempotent); counters change in the same transaction. A choice of
         None keeps an existing pledge's accounts, and means both for a new one."""
+
+    @abc.abstractmethod
+    async def mark_done(self, campaign_id: int, key: bytes) -> bool | None:
+        """Record that a volunteer froze their accounts: True if new, False if already
+        recorded, None without a pledge."""
 
     @abc.abstractmethod
     async def unpledge(self, campaign_id: int, key: bytes) -> bool:

@@ -275,6 +275,27 @@ class SQLiteStorage(Storage):
 
         return await self._call(op)
 
+    async def mark_done(self, campaign_id: int, key: bytes) -> bool | None:
+        """Record that a volunteer froze their accounts (counted in the same transaction)."""
+
+        def op(db: sqlite3.Connection) -> bool | None:
+            rows = db.execute(
+                "SELECT done_at FROM pledges WHERE campaign_id = ? AND volunteer = ?",
+                (campaign_id, key),
+            ).fetchall()
+            if not rows:
+                return None
+            if rows[0][0] is not None:
+                return False
+            db.execute(
+                "UPDATE pledges SET done_at = ? WHERE campaign_id = ? AND volunteer = ?",
+                (_now(), campaign_id, key),
+            )
+            db.execute("UPDATE campaigns SET done = done + 1 WHERE id = ?", (campaign_id,))
+            return True
+
+        return await self._call(op)
+
     async def unpledge(self, campaign_id: int, key: bytes) -> bool:
         """Withdraw a pledge; False when there was none."""
 
@@ -292,7 +313,7 @@ class SQLiteStorage(Storage):
 
         def op(db: sqlite3.Connection) -> Tally:
             total = db.execute(
-                "SELECT pledged FROM campaigns WHERE id = ?", (campaign_id,)
+                "SELECT pledged, done FROM campaigns WHERE id = ?", (campaign_id,)
             ).fetchone()
             here: int | None = None
             if chat_id is not None:
@@ -303,7 +324,11 @@ class SQLiteStorage(Storage):
                     (campaign_id, platform, chat_id),
                 ).fetchone()
                 here = int(row[0]) if row else 0
-            return Tally(community=here, total=int(total[0]) if total else 0)
+            return Tally(
+                community=here,
+                total=int(total[0]) if total else 0,
+                done=int(total[1]) if total else 0,
+            )
 
         return await self._call(op)
 
@@ -709,8 +734,12 @@ def _withdraw(db: sqlite3.Connection, campaign_id: int, key: bytes) -> bool:
         [(campaign_id, row[0]) for row in communities],
     )
     gone = db.execute(
-        "DELETE FROM pledges WHERE campaign_id = ? AND volunteer = ?", (campaign_id, key)
-    ).rowcount
+        "DELETE FROM pledges WHERE campaign_id = ? AND volunteer = ? RETURNING done_at",
+        (campaign_id, key),
+    ).fetchall()
     if gone:
-        db.execute("UPDATE campaigns SET pledged = pledged - 1 WHERE id = ?", (campaign_id,))
+        db.execute(
+            "UPDATE campaigns SET pledged = pledged - 1, done = done - ? WHERE id = ?",
+            (int(gone[0][0] is not None), campaign_id),
+        )
     return bool(gone)

@@ -29,7 +29,7 @@ async def test_each_rung_fires_once_at_its_time_in_each_readers_language(app: Ap
     outbox = outbox_for(app)
     scheduler = ReminderScheduler(app.services, outbox.wake)
     ladder = await scheduler.ladder()
-    assert list(ladder) == ["before_24h", "before_1h", "start", "end"]
+    assert list(ladder) == ["before_24h", "before_1h", "start", "end", "checkin"]
     start = app.services.campaign.start
     assert start is not None and ladder["start"] == start
     assert await scheduler.fire_due(ladder["before_24h"] - timedelta(minutes=1)) == []
@@ -185,3 +185,25 @@ async def test_an_announcement_keeps_its_line_breaks(app: App) -> None:
         )
     )
     assert "English: First line.\nSecond line." in replies[0].text
+
+
+async def test_check_in_after_the_freeze_and_done_counts(app: App) -> None:
+    await subscribers(app)
+    out = await app.run(":as noor\n:group\n/done")
+    assert "There is no pledge of yours to check in. Send /pledge first." in out
+    out = await app.run("/pledge\n/done\n/done\n/tally")
+    assert "Thank you for freezing your accounts!" in out
+    assert "You already told us you froze your accounts." in out
+    assert "1 of them froze their accounts." in out
+    out = await app.run(":as sami\n:hint fr\n/pledge\n/done\n/tally")
+    assert "Dont 2 qui ont gelé leurs comptes." in out
+    out = await app.run(":as noor\n:hint en\n/unpledge\n/tally")
+    assert "1 of them froze their accounts." in out  # a withdrawal takes its check-in along
+    scheduler = ReminderScheduler(app.services)
+    outbox = outbox_for(app)
+    before = app.out.tell()
+    assert "checkin" in await scheduler.fire_due((await scheduler.ladder())["checkin"])
+    await outbox.drain()
+    sent = app.out.getvalue()[before:]
+    assert "bot → dm-lea: Did you freeze your accounts? If you did, send /done" in sent
+    assert "bot → console-community: Avez-vous gelé vos comptes" in sent

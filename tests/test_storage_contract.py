@@ -146,7 +146,11 @@ async def test_a_failing_operation_does_not_sink_its_batch(tmp_path: Path) -> No
 
     def broken(db: sqlite3.Connection) -> None:
         db.execute("INSERT INTO volunteers (key, created_at) VALUES (?, 'now')", (key(5),))
-        db.execute("INSERT INTO pledges VALUES (?, ?, 'both', 99, 'now')", (c, key(5)))
+        db.execute(
+            "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
+            "VALUES (?, ?, 'both', 99, 'now')",
+            (c, key(5)),
+        )
         raise RuntimeError("half-way")
 
     outcomes = await asyncio.gather(

@@ -39,7 +39,7 @@ DEFER_AFTER = 2.0  # seconds: Discord wants a first answer within 3
 CONTENT_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
 BOARD_COLOUR = discord.Colour(0xC0392B)
-COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget"})
+COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "done"})
 # Discord client locales we have a catalog for (Arabic is not a Discord locale).
 LOCALES = {discord.Locale.french: "fr"}
 
@@ -60,6 +60,7 @@ COMMAND_NAMES = (
     P_("command name", "mydata"),
     P_("command name", "forget"),
     P_("command name", "announce"),
+    P_("command name", "done"),
 )
 NAME_CONTEXT = "command name"
 

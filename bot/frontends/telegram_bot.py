@@ -64,7 +64,7 @@ _inline_answer: ContextVar[dict[str, Any] | None] = ContextVar("inline_answer", 
 GROUP_ANONYMOUS_BOT = 1087968824
 ADMIN_CACHE_SECONDS = 60.0
 TOAST_LIMIT = 200
-COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "start"})
+COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "start", "done"})
 ORGANIZER_AWARE = frozenset({"board", "subscribe", "language", "help"})
 SEND_ATTEMPTS = 4
 
