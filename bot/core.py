@@ -96,7 +96,6 @@ class Invocation:
         return self.chat_kind is ChatKind.GROUP
 
 
-def answer(text: str, *buttons: Button, private: bool = False) -> list[Reply]:
-    """Build the usual one-reply answer."""
-    visibility = Visibility.PRIVATE if private else Visibility.PUBLIC
-    return [Reply(text=text, buttons=buttons, visibility=visibility)]
+def private(text: str, *buttons: Button) -> list[Reply]:
+    """The usual answer: one reply, shown only to the person who asked."""
+    return [Reply(text=text, buttons=buttons, visibility=Visibility.PRIVATE)]

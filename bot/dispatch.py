@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 
 from bot import i18n
-from bot.core import ChatKind, Invocation, Reply, Source, Visibility
+from bot.core import ChatKind, Invocation, Reply, Source, private
 from bot.i18n import Raw, _
 from bot.ratelimit import Verdict
 from bot.registry import UsageError, fold, parse_args
@@ -35,11 +35,6 @@ def resolve_locale(
     if community is not None and community.language:
         return community.language
     return default or "en"
-
-
-def private(text: str) -> list[Reply]:
-    """One reply shown only to the person who asked."""
-    return [Reply(text=text, visibility=Visibility.PRIVATE)]
 
 
 class Dispatcher:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from bot import i18n
-from bot.core import Button, Invocation, Reply, Visibility
+from bot.core import Button, Invocation, Reply, private
 from bot.i18n import N_, Raw, _, ngettext
 from bot.registry import Arg, Command
 from bot.services import Services
@@ -30,16 +30,12 @@ def variants(text: str, default: str) -> dict[str, str]:
     return found
 
 
-def _private(text: str, *buttons: Button) -> list[Reply]:
-    return [Reply(text=text, buttons=buttons, visibility=Visibility.PRIVATE)]
-
-
 async def announce(invocation: Invocation, services: Services) -> list[Reply]:
     """Announce to every community and volunteer, in their languages (organizers)."""
     typed = clean(invocation.args.get("text", ""))
     texts = variants(typed, invocation.locale)
     if not texts:
-        return _private(
+        return private(
             _(
                 "Write the announcement after the command, for example: {example}",
                 example=Raw("/announce en: Tomorrow we freeze! fr: Demain, on gèle !"),
@@ -63,7 +59,7 @@ async def announce(invocation: Invocation, services: Services) -> list[Reply]:
         if missing
         else ""
     )
-    return _private(
+    return private(
         paragraphs("\n".join(preview), notes, _("Press the button to send it to everyone.")),
         Button(_("Send to everyone"), f"announce_send {announcement_id}"),
     )
@@ -74,7 +70,7 @@ async def announce_send(invocation: Invocation, services: Services) -> list[Repl
     raw = invocation.args.get("id", "")
     found = await services.storage.announcement(int(raw)) if raw.isdigit() else None
     if found is None:
-        return _private(_("That announcement no longer exists. Send /announce again."))
+        return private(_("That announcement no longer exists. Send /announce again."))
     made = await services.storage.create_broadcast(
         services.campaign.id,
         f"announcement:{services.campaign.slug}:{raw}",
@@ -83,8 +79,8 @@ async def announce_send(invocation: Invocation, services: Services) -> list[Repl
         services.settings.default_language,
     )
     if made is None:
-        return _private(_("This announcement was already sent."))
-    return _private(
+        return private(_("This announcement was already sent."))
+    return private(
         ngettext(
             "Sending your announcement to {count} recipient.",
             "Sending your announcement to {count} recipients.",

@@ -7,7 +7,7 @@ from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from bot import i18n
-from bot.core import Button, Invocation, Reply, Visibility
+from bot.core import Button, Invocation, Reply, private
 from bot.i18n import N_, Raw, _
 from bot.registry import Arg, Choice, Command
 from bot.services import Services
@@ -36,16 +36,12 @@ ZONE = Arg("zone", label=N_("time zone"), rest=True)
 _ZONE_SHAPE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
 
 
-def _private(text: str, *buttons: Button) -> list[Reply]:
-    return [Reply(text=text, buttons=buttons, visibility=Visibility.PRIVATE)]
-
-
 async def language(invocation: Invocation, services: Services) -> list[Reply]:
     """Choose the language I answer you in: ar, fr or en."""
     chosen = invocation.args.get("language")
     scope = invocation.args.get("scope", "me")
     if chosen is None:
-        return _private(
+        return private(
             _(
                 "I answer you in {language}. Choose another language:",
                 language=LANGUAGE_NAMES[invocation.locale],
@@ -56,28 +52,28 @@ async def language(invocation: Invocation, services: Services) -> list[Reply]:
         return await _community_language(invocation, services, chosen)
     if chosen == "auto":
         await services.storage.set_language(invocation.volunteer_key, None)
-        return _private(_("I will follow your app's language again."))
+        return private(_("I will follow your app's language again."))
     await services.storage.set_language(invocation.volunteer_key, chosen)
     with i18n.use(services.catalogs.get(chosen)):
-        return _private(_("From now on I will answer you in English."))
+        return private(_("From now on I will answer you in English."))
 
 
 async def _community_language(
     invocation: Invocation, services: Services, chosen: str
 ) -> list[Reply]:
     if not invocation.in_group:
-        return _private(
+        return private(
             _(
                 "{command} works only in a community group, not in a private chat.",
                 command=Raw("/language … group"),
             )
         )
     if not invocation.is_organizer:
-        return _private(
+        return private(
             _("Sorry, only the campaign's organizers can change the community's language.")
         )
     if chosen == "auto":
-        return _private(_("A community needs a fixed language: choose ar, fr or en."))
+        return private(_("A community needs a fixed language: choose ar, fr or en."))
     await services.storage.set_community_language(invocation.platform, invocation.chat_id, chosen)
     with i18n.use(services.catalogs.get(chosen)):
         return [Reply(text=_("This community's language is now English."))]
@@ -101,7 +97,7 @@ async def timezone(invocation: Invocation, services: Services) -> list[Reply]:
     typed = invocation.args.get("zone")
     examples = Raw("Europe/Paris, Africa/Cairo, America/Montreal")
     if typed is None:
-        return _private(
+        return private(
             _(
                 "Your time zone is {zone}. To change it, send /timezone followed by a name "
                 "such as {examples}.",
@@ -111,7 +107,7 @@ async def timezone(invocation: Invocation, services: Services) -> list[Reply]:
         )
     name = find_zone(typed)
     if name is None:
-        return _private(
+        return private(
             _(
                 "I don't know the time zone “{zone}”. Use a name such as {examples}.",
                 zone=echo(typed),
@@ -120,7 +116,7 @@ async def timezone(invocation: Invocation, services: Services) -> list[Reply]:
         )
     await services.storage.set_timezone(invocation.volunteer_key, name)
     now = i18n.current().when(services.clock(), ZoneInfo(name))
-    return _private(_("Your time zone is now {zone}. Your time there: {now}.", zone=name, now=now))
+    return private(_("Your time zone is now {zone}. Your time there: {now}.", zone=name, now=now))
 
 
 COMMANDS = (

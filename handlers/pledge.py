@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core import Invocation, Reply, Visibility
+from bot.core import Invocation, Reply, private
 from bot.i18n import N_, Raw, _
 from bot.registry import Arg, Choice, Command
 from bot.services import Services
@@ -32,10 +32,6 @@ def is_milestone(number: int, goal: int) -> bool:
     return number == goal or (number >= 100 and str(number).rstrip("0") == "1")
 
 
-def _private(text: str) -> list[Reply]:
-    return [Reply(text=text, visibility=Visibility.PRIVATE)]
-
-
 async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
     """Pledge to freeze your Instagram and Facebook accounts for 24 hours."""
     choice = invocation.args.get("platform")  # none given: keep what they pledged before
@@ -55,7 +51,7 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
         )
     label = accounts(result.choice)
     if result.status is PledgeStatus.ALREADY:
-        return _private(
+        return private(
             _(
                 "You have already pledged ({accounts}); you are volunteer number {number}. "
                 "Nothing changed.",
@@ -64,7 +60,7 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
             )
         )
     if result.status is PledgeStatus.UPDATED:
-        return _private(
+        return private(
             _(
                 "Your pledge now covers: {accounts}. You are still volunteer number {number}.",
                 accounts=label,
@@ -72,7 +68,7 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
             )
         )
     reminders = invocation.volunteer is not None and invocation.volunteer.reminders
-    return _private(
+    return private(
         paragraphs(
             _(
                 "Thank you! Your pledge is recorded: you will freeze your accounts "
@@ -96,23 +92,23 @@ async def done(invocation: Invocation, services: Services) -> list[Reply]:
     """Say you froze your accounts (after the freeze)."""
     recorded = await services.storage.mark_done(services.campaign.id, invocation.volunteer_key)
     if recorded is None:
-        return _private(
+        return private(
             _(
                 "There is no pledge of yours to check in. Send {command} first.",
                 command=Raw("/pledge"),
             )
         )
     if not recorded:
-        return _private(_("You already told us you froze your accounts. Thank you!"))
-    return _private(_("Thank you for freezing your accounts! You are counted as done."))
+        return private(_("You already told us you froze your accounts. Thank you!"))
+    return private(_("Thank you for freezing your accounts! You are counted as done."))
 
 
 async def unpledge(invocation: Invocation, services: Services) -> list[Reply]:
     """Withdraw your pledge."""
     withdrawn = await services.storage.unpledge(services.campaign.id, invocation.volunteer_key)
     if not withdrawn:
-        return _private(_("You have no pledge to withdraw."))
-    return _private(
+        return private(_("You have no pledge to withdraw."))
+    return private(
         _(
             "Your pledge is withdrawn. You can pledge again at any time with {command}.",
             command=Raw("/pledge"),
@@ -124,10 +120,10 @@ async def mypledge(invocation: Invocation, services: Services) -> list[Reply]:
     """Show your pledge."""
     found = await services.storage.get_pledge(services.campaign.id, invocation.volunteer_key)
     if found is None:
-        return _private(
+        return private(
             _("You have not pledged yet. Send {command} to pledge.", command=Raw("/pledge"))
         )
-    return _private(
+    return private(
         paragraphs(
             _(
                 "Your pledge: {accounts}. You are volunteer number {number}, since {date}.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core import Button, Invocation, Reply, Visibility
+from bot.core import Button, Invocation, Reply, private
 from bot.i18n import N_, Raw, _, ngettext
 from bot.registry import Arg, Choice, Command
 from bot.services import Services
@@ -15,16 +15,12 @@ CONFIRM = Arg(
 )
 
 
-def _private(text: str, *buttons: Button) -> list[Reply]:
-    return [Reply(text=text, buttons=buttons, visibility=Visibility.PRIVATE)]
-
-
 async def mydata(invocation: Invocation, services: Services) -> list[Reply]:
     """Show everything the bot stores about you."""
     data = await services.storage.export(services.campaign.id, invocation.volunteer_key)
     volunteer, found = data.volunteer, data.pledge
     if volunteer is None and found is None:
-        return _private(
+        return private(
             _(
                 "Nothing is stored about you. The bot keeps nothing until you pledge or "
                 "choose a setting."
@@ -69,7 +65,7 @@ async def mydata(invocation: Invocation, services: Services) -> list[Reply]:
                     found.communities,
                 )
             )
-    return _private(
+    return private(
         paragraphs(
             "\n".join(lines),
             _("Erase all of it with {command}.", command=Raw("/forget")),
@@ -80,7 +76,7 @@ async def mydata(invocation: Invocation, services: Services) -> list[Reply]:
 async def forget(invocation: Invocation, services: Services) -> list[Reply]:
     """Erase everything the bot stores about you (asks for confirmation first)."""
     if invocation.args.get("confirm") != "confirm":
-        return _private(
+        return private(
             _(
                 "This erases everything the bot stores about you: your pledge, your language, "
                 "your time zone and your reminders. It cannot be undone. Press the button or "
@@ -92,8 +88,8 @@ async def forget(invocation: Invocation, services: Services) -> list[Reply]:
     existed = await services.storage.forget(invocation.volunteer_key)
     services.flood.forget(invocation.volunteer_key)
     if not existed:
-        return _private(_("There was nothing stored about you."))
-    return _private(_("Done: everything about you is erased, and your pledge no longer counts."))
+        return private(_("There was nothing stored about you."))
+    return private(_("Done: everything about you is erased, and your pledge no longer counts."))
 
 
 COMMANDS = (

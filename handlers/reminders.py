@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core import Button, Invocation, Reply, Visibility
+from bot.core import Button, Invocation, Reply, private
 from bot.i18n import N_, _
 from bot.registry import Arg, Choice, Command
 from bot.services import Services
@@ -30,46 +30,37 @@ async def reminders(invocation: Invocation, services: Services) -> list[Reply]:
             if enabled
             else (Button(_("Turn reminders on"), "reminders on"),)
         )
-        return [Reply(text=text, buttons=buttons, visibility=Visibility.PRIVATE)]
+        return private(text, *buttons)
     if state == "on":
         address = invocation.dm_address or (None if invocation.in_group else invocation.chat_id)
         if address is None:
-            return [
-                Reply(
-                    text=_(
-                        "I cannot write to you privately from here. Open a private chat "
-                        "with me and send /reminders on there."
-                    ),
-                    visibility=Visibility.PRIVATE,
+            return private(
+                _(
+                    "I cannot write to you privately from here. Open a private chat "
+                    "with me and send /reminders on there."
                 )
-            ]
+            )
         await services.storage.set_reminders(
             invocation.volunteer_key, True, address, invocation.platform
         )
         if volunteer is None or not volunteer.language:
             # Keep the promise below: reminders go out in the language used now.
             await services.storage.set_language(invocation.volunteer_key, invocation.locale)
-        return [
-            Reply(
-                text=_(
-                    "Reminders are on. I will write to you privately in {language} before "
-                    "the freeze, when it starts and when it ends. Send /reminders off, or "
-                    "just “stop”, to turn them off.",
-                    language=LANGUAGE_NAMES[invocation.locale],
-                ),
-                visibility=Visibility.PRIVATE,
+        return private(
+            _(
+                "Reminders are on. I will write to you privately in {language} before "
+                "the freeze, when it starts and when it ends. Send /reminders off, or "
+                "just “stop”, to turn them off.",
+                language=LANGUAGE_NAMES[invocation.locale],
             )
-        ]
-    await services.storage.set_reminders(invocation.volunteer_key, False, None)
-    return [
-        Reply(
-            text=_(
-                "Reminders are off, and I deleted the address I used to write to you. "
-                "Your pledge still counts."
-            ),
-            visibility=Visibility.PRIVATE,
         )
-    ]
+    await services.storage.set_reminders(invocation.volunteer_key, False, None)
+    return private(
+        _(
+            "Reminders are off, and I deleted the address I used to write to you. "
+            "Your pledge still counts."
+        )
+    )
 
 
 async def subscribe(invocation: Invocation, services: Services) -> list[Reply]:
@@ -83,7 +74,7 @@ async def subscribe(invocation: Invocation, services: Services) -> list[Reply]:
             if subscribed
             else _("This community does not receive announcements and reminders.")
         )
-        return [Reply(text=text, visibility=Visibility.PRIVATE)]
+        return private(text)
     on = state == "on"
     await services.storage.set_community_subscribed(invocation.platform, invocation.chat_id, on)
     if on:
