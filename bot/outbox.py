@@ -1,10 +1,16 @@
-"""The sender: drains the outbox's deliveries, one platform at a time, through transports.
+"""The sender: drains the outbox's deliveries through each platform's transport.
 
-Broadcasts are expanded into delivery rows by storage in one transaction; this module only
-claims pending rows, renders each in its recipient's language and hands it to the
-platform's transport, then records the outcome. After a crash, rows left in flight are
+Broadcasts are expanded into delivery rows by storage in one transaction; this module
+claims pending rows, renders each in its recipient's language, hands it to the platform's
+transport and records the outcome.
+
+Each platform keeps at most `transport.window` rows in flight: a row is claimed (marked in
+flight) just before it goes, and claimed rows are topped up as sends finish, so the pacer
+never starves and a crash leaves at most one window in flight. After a crash those rows are
 resent where the platform deduplicates (a transport with `resend_inflight`) and marked
-unknown elsewhere, so nobody gets a message twice.
+unknown elsewhere, so nobody gets a message twice. A rate-limited destination gives its row
+back with a time to wait (`RetryLater`) instead of holding a place in the window; passing
+failures come back with exponential backoff, a few times.
 """
 
 from __future__ import annotations
@@ -12,21 +18,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
 from bot import i18n
+from bot.core import Button
 from bot.i18n import Raw, _
 from bot.reminders import render
 from bot.services import Services
 from handlers.common import paragraphs
-from storage.base import Delivery
+from storage.base import Delivery, Finished
 
 log = logging.getLogger(__name__)
 
-BATCH = 500  # rows claimed at a time; the pacer, not the batch, sets the rate
 MAX_ATTEMPTS = 5
-RETRY_EVERY = 5.0  # seconds between two drains when nothing wakes the sender
+BACKOFF = 2.0  # seconds before the first retry of a passing failure, doubled each time
+IDLE_WAKE = 5.0  # seconds between two looks at the outbox when nothing wakes the sender
 
 
 class Outcome(StrEnum):
@@ -38,14 +46,26 @@ class Outcome(StrEnum):
     FAILED = "failed"  # will not work
 
 
+class RetryLater(Exception):
+    """The platform asked to wait before writing to this destination again."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds:.1f} s")
+        self.seconds = seconds
+
+
 class Transport(Protocol):
     """What a front-end offers the outbox: one message to one address."""
 
     platform: str
-    resend_inflight: bool
+    resend_inflight: bool  # the platform drops a resend with the same nonce
+    window: int  # how many deliveries may be in flight at once
 
-    async def deliver(self, address: str, text: str, nonce: str) -> Outcome:
-        """Send text to address; nonce identifies the delivery (for deduplication)."""
+    async def deliver(
+        self, address: str, text: str, nonce: str, buttons: tuple[Button, ...] = ()
+    ) -> Outcome:
+        """Send text (and buttons) to address; nonce identifies the delivery; may raise
+        RetryLater."""
         ...
 
 
@@ -77,18 +97,58 @@ class Outbox:
         self._wake.set()
 
     async def drain(self) -> int:
-        """Deliver everything pending now; how many rows were handled."""
+        """Deliver everything due now, every platform at once; how many rows were handled."""
+        counts = await asyncio.gather(
+            *(self._drain(transport) for transport in self.transports.values())
+        )
+        return sum(counts)
+
+    async def _drain(self, transport: Transport) -> int:
+        storage = self.services.storage
+        window = max(1, transport.window)
+        running: set[asyncio.Task[None]] = set()
         handled = 0
-        for platform, transport in self.transports.items():
-            while batch := await self.services.storage.claim_deliveries(platform, BATCH):
-                outcomes = await asyncio.gather(*(self._one(transport, d) for d in batch))
-                await self.services.storage.finish_deliveries(
-                    {d.id: state for d, state in zip(batch, outcomes, strict=True)}
-                )
+        while True:
+            free = window - len(running)
+            # Top up by a quarter window at a time: fewer claims, the pacer never starves.
+            if free >= max(1, window // 4):
+                batch = await storage.claim_deliveries(transport.platform, free)
+                for delivery in batch:
+                    running.add(asyncio.create_task(self._send(transport, delivery)))
                 handled += len(batch)
-                if "pending" in outcomes:
-                    break  # a passing failure: try this platform again at the next drain
-        return handled
+                if not batch:
+                    if not running:
+                        return handled
+                    await asyncio.wait(running)  # then look again: retries may be due
+                    running.clear()
+                    continue
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("outbox: recording a delivery failed", exc_info=task.exception())
+
+    async def _send(self, transport: Transport, delivery: Delivery) -> None:
+        finished = await self._attempt(transport, delivery)
+        await self.services.storage.finish_deliveries([finished])
+
+    async def _attempt(self, transport: Transport, delivery: Delivery) -> Finished:
+        text, buttons = await self._compose(delivery)
+        if not text:
+            return Finished(delivery.id, "failed")
+        try:
+            outcome = await transport.deliver(delivery.address, text, f"d{delivery.id}", buttons)
+        except RetryLater as wait:
+            later = datetime.now(UTC) + timedelta(seconds=wait.seconds)
+            return Finished(delivery.id, "pending", later, counted=False)
+        except Exception:
+            log.exception("outbox: a %s delivery failed", delivery.platform)
+            outcome = Outcome.RETRY
+        if outcome is Outcome.RETRY:
+            if delivery.attempts >= MAX_ATTEMPTS:
+                return Finished(delivery.id, "failed")
+            backoff = timedelta(seconds=BACKOFF * 2 ** (delivery.attempts - 1))
+            return Finished(delivery.id, "pending", datetime.now(UTC) + backoff)
+        return Finished(delivery.id, str(outcome))
 
     async def _announcement(self, subject: str) -> tuple[dict[str, str], str]:
         cached = self._announcements.get(subject)
@@ -98,51 +158,51 @@ class Outbox:
             self._announcements[subject] = cached
         return cached
 
-    async def _one(self, transport: Transport, delivery: Delivery) -> str:
-        texts: tuple[dict[str, str], str] | None = None
+    async def _compose(self, delivery: Delivery) -> tuple[str, tuple[Button, ...]]:
+        """The delivery's text and buttons, in its recipient's language."""
+        texts = None
         if delivery.kind == "announcement":
             texts = await self._announcement(delivery.subject)
         with i18n.use(self.services.catalogs.get(delivery.language)):
-            if texts is not None:
-                variants, source = texts
-                text = variants.get(delivery.language) or variants.get(source, "")
-                if delivery.personal:
-                    text = paragraphs(
-                        text,
-                        _(
-                            "To stop these reminders, send {command}.",
-                            command=Raw("/reminders off"),
-                        ),
-                    )
-            else:
-                text = render(
+            if texts is None:
+                return render(
                     delivery.kind,
                     delivery.subject,
                     self.services,
                     delivery.platform,
                     delivery.personal,
                 )
-        if not text:
-            return "failed"
-        try:
-            outcome = await transport.deliver(delivery.address, text, f"d{delivery.id}")
-        except Exception:
-            log.exception("outbox: a %s delivery failed", delivery.platform)
-            outcome = Outcome.RETRY
-        if outcome is Outcome.RETRY:
-            return "pending" if delivery.attempts < MAX_ATTEMPTS else "failed"
-        return str(outcome)
+            variants, source = texts
+            text = variants.get(delivery.language) or variants.get(source, "")
+            if text and delivery.personal:
+                text = paragraphs(
+                    text,
+                    _("To stop these reminders, send {command}.", command=Raw("/reminders off")),
+                )
+            return text, ()
+
+    async def _next_wake(self) -> float:
+        """Seconds until the earliest waiting row comes due (at most IDLE_WAKE)."""
+        soonest = IDLE_WAKE
+        now = datetime.now(UTC)
+        for platform in self.transports:
+            due = await self.services.storage.next_due(platform)
+            if due is not None:
+                soonest = min(soonest, max(0.05, (due - now).total_seconds()))
+        return soonest
 
     async def run(self) -> None:
-        """Drain whenever woken (and every few seconds, for retries)."""
+        """Drain whenever woken, and when waiting rows come due."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=RETRY_EVERY)
-            self._wake.clear()
             try:
                 await self.drain()
+                timeout = await self._next_wake()
             except Exception:
                 log.exception("outbox: drain failed; will try again")
+                timeout = IDLE_WAKE
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            self._wake.clear()
 
     def start(self) -> None:
         """Drain in the background."""

@@ -39,6 +39,7 @@ class Pacer:
         per_group_per_minute: float,
         max_tracked: int = 20_000,
     ) -> None:
+        self.overall_rate = overall_per_second
         self._overall = _budget(overall_per_second)
         self.per_chat = per_chat_per_second
         self.per_group = per_group_per_minute
@@ -78,6 +79,17 @@ class Pacer:
     async def overall_slot(self) -> None:
         """Wait for a place in the overall budget only (for sends already paced per chat)."""
         await self._overall.acquire()
+
+    def paused_for(self, chat_id: int) -> float:
+        """Seconds this chat must still wait after a 429 (0 when it may write)."""
+        until = self._paused_until.get(chat_id)
+        if until is None:
+            return 0.0
+        left = until - asyncio.get_running_loop().time()
+        if left <= 0:
+            del self._paused_until[chat_id]
+            return 0.0
+        return left
 
     def pause(self, chat_id: int, seconds: float) -> None:
         """The platform said 'retry after': hold this chat (only) that long."""

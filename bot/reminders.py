@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from bot import i18n
 from bot.campaign import Campaign
+from bot.core import Button
 from bot.i18n import Raw, _, ngettext
 from bot.services import Services
 from handlers.common import paragraphs, window
@@ -28,22 +29,33 @@ def default_ladder(campaign: Campaign) -> dict[str, datetime]:
     return {rung: ends[end] + offset for rung, (end, offset) in LADDER.items()}
 
 
-def render(kind: str, subject: str, services: Services, platform: str, personal: bool) -> str:
-    """One outbox message in the current language, for a community or one volunteer."""
+def render(
+    kind: str, subject: str, services: Services, platform: str, personal: bool
+) -> tuple[str, tuple[Button, ...]]:
+    """One outbox message in the current language, with its buttons, for a community or
+    one volunteer."""
     if kind == "milestone":
-        count = int(subject)
-        if count == services.campaign.goal:
-            return ngettext(
-                "We reached our goal: {count} volunteer has pledged. Thank you!",
-                "We reached our goal: {count} volunteers have pledged. Thank you!",
-                count,
-            )
+        return _milestone(int(subject), services), ()
+    if kind == "reminder" and subject == "checkin":
+        # Answered by /done or this button, in a private chat or in the community.
+        return _reminder("checkin", services, platform, personal), (
+            Button(_("I froze my accounts"), "done"),
+        )
+    return _reminder(subject, services, platform, personal), ()
+
+
+def _milestone(count: int, services: Services) -> str:
+    if count == services.campaign.goal:
         return ngettext(
-            "Milestone: {count} volunteer has pledged to freeze their accounts!",
-            "Milestone: {count} volunteers have pledged to freeze their accounts!",
+            "We reached our goal: {count} volunteer has pledged. Thank you!",
+            "We reached our goal: {count} volunteers have pledged. Thank you!",
             count,
         )
-    return _reminder(subject, services, platform, personal)
+    return ngettext(
+        "Milestone: {count} volunteer has pledged to freeze their accounts!",
+        "Milestone: {count} volunteers have pledged to freeze their accounts!",
+        count,
+    )
 
 
 def _reminder(rung: str, services: Services, platform: str, personal: bool) -> str:

@@ -30,6 +30,7 @@ class Community:
     language: str | None
     subscribed: bool
     board_ref: str | None
+    tally_posts: bool = False  # a periodic tally post, turned on by an organizer
 
 
 class PledgeStatus(StrEnum):
@@ -92,6 +93,16 @@ class Delivery:
     language: str
     attempts: int
     personal: bool  # to one volunteer (a private message), not to a community
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """How one delivery attempt ended, as the sender records it."""
+
+    id: int
+    state: str  # sent, failed, unreachable, or pending (to try again)
+    not_before: datetime | None = None  # pending: not claimed again before this moment
+    counted: bool = True  # False: a rate-limit wait, which does not use up an attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +203,18 @@ class Storage(abc.ABC):
     # -- outbox ----------------------------------------------------------------------------
 
     @abc.abstractmethod
+    async def set_window(self, campaign_id: int, start: datetime, end: datetime) -> None:
+        """Store the freeze window an organizer set (aware moments)."""
+
+    @abc.abstractmethod
+    async def window(self, campaign_id: int) -> tuple[datetime, datetime] | None:
+        """The freeze window an organizer set, if any."""
+
+    @abc.abstractmethod
+    async def set_tally_posts(self, platform: str, chat_id: str, enabled: bool) -> None:
+        """Turn a community's periodic tally post on or off."""
+
+    @abc.abstractmethod
     async def set_schedule(self, campaign_id: int, rungs: dict[str, datetime]) -> None:
         """Replace the campaign's reminder ladder (rung name -> moment, aware)."""
 
@@ -208,10 +231,11 @@ class Storage(abc.ABC):
         subject: str,
         default_language: str,
         volunteers: bool = True,
+        tally_posts_only: bool = False,
     ) -> Broadcast | None:
-        """Create a broadcast and expand its recipients (subscribed communities, and opted-in
-        volunteers unless told not to) into deliveries, in one transaction; None if the key
-        already exists."""
+        """Create a broadcast and expand its recipients (subscribed communities, only those
+        with tally posts on if asked, and opted-in volunteers unless told not to) into
+        deliveries, in one transaction; None if the key already exists."""
 
     @abc.abstractmethod
     async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:
@@ -227,11 +251,15 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def claim_deliveries(self, platform: str, limit: int) -> list[Delivery]:
-        """Mark up to `limit` pending deliveries of a platform in flight and return them."""
+        """Mark up to `limit` due pending deliveries of a platform in flight; return them."""
 
     @abc.abstractmethod
-    async def finish_deliveries(self, outcomes: dict[int, str]) -> None:
+    async def finish_deliveries(self, finished: list[Finished]) -> None:
         """Record how deliveries ended: sent, failed, unreachable, or pending (retry)."""
+
+    @abc.abstractmethod
+    async def next_due(self, platform: str) -> datetime | None:
+        """When the platform's earliest waiting delivery comes due (None: nothing waits)."""
 
     @abc.abstractmethod
     async def recover_inflight(self, platform: str, resend: bool) -> int:

@@ -24,6 +24,7 @@ from storage.base import (
     Broadcast,
     Community,
     Delivery,
+    Finished,
     Pledge,
     PledgeResult,
     PledgeStatus,
@@ -48,6 +49,11 @@ _TRUNCATE_WAL: Op = _truncate_wal_marker
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _moment(at: datetime) -> str:
+    """A moment to compare with others in SQL: UTC, to the millisecond."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -395,6 +401,18 @@ class SQLiteStorage(Storage):
 
         await self._call(op)
 
+    async def set_tally_posts(self, platform: str, chat_id: str, enabled: bool) -> None:
+        """Turn a community's periodic tally post on or off."""
+
+        def op(db: sqlite3.Connection) -> None:
+            community_id = _ensure_community(db, platform, chat_id, _now())
+            db.execute(
+                "UPDATE communities SET tally_posts = ? WHERE id = ?",
+                (int(enabled), community_id),
+            )
+
+        await self._call(op)
+
     async def set_board(self, platform: str, chat_id: str, board_ref: str | None) -> None:
         """Remember the platform reference of a community's board message."""
 
@@ -483,6 +501,30 @@ class SQLiteStorage(Storage):
 
     # -- outbox -----------------------------------------------------------------------
 
+    async def set_window(self, campaign_id: int, start: datetime, end: datetime) -> None:
+        """Store the freeze window an organizer set (aware moments)."""
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE campaigns SET start_at = ?, end_at = ? WHERE id = ?",
+                (start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat(), campaign_id),
+            )
+
+        await self._call(op)
+
+    async def window(self, campaign_id: int) -> tuple[datetime, datetime] | None:
+        """The freeze window an organizer set, if any."""
+
+        def op(db: sqlite3.Connection) -> tuple[datetime, datetime] | None:
+            row = db.execute(
+                "SELECT start_at, end_at FROM campaigns WHERE id = ?", (campaign_id,)
+            ).fetchone()
+            if row is None or row[0] is None or row[1] is None:
+                return None
+            return datetime.fromisoformat(row[0]), datetime.fromisoformat(row[1])
+
+        return await self._call(op)
+
     async def set_schedule(self, campaign_id: int, rungs: dict[str, datetime]) -> None:
         """Replace the campaign's reminder ladder (rung name -> moment, aware)."""
 
@@ -515,6 +557,7 @@ class SQLiteStorage(Storage):
         subject: str,
         default_language: str,
         volunteers: bool = True,
+        tally_posts_only: bool = False,
     ) -> Broadcast | None:
         """Create a broadcast and expand its recipients into deliveries, in one transaction."""
 
@@ -531,8 +574,8 @@ class SQLiteStorage(Storage):
             communities = db.execute(
                 "INSERT INTO deliveries (broadcast_id, platform, address, language, updated_at) "
                 "SELECT ?, platform, chat_id, COALESCE(language, ?), ? FROM communities "
-                "WHERE subscribed = 1 ORDER BY id",
-                (broadcast_id, default_language, now),
+                "WHERE subscribed = 1 AND tally_posts >= ? ORDER BY id",
+                (broadcast_id, default_language, now, int(tally_posts_only)),
             ).rowcount
             personal = (
                 0
@@ -600,10 +643,11 @@ class SQLiteStorage(Storage):
             rows = db.execute(
                 "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1, "
                 "updated_at = ? WHERE id IN (SELECT id FROM deliveries "
-                "WHERE platform = ? AND state = 'pending' ORDER BY id LIMIT ?) "
+                "WHERE platform = ? AND state = 'pending' "
+                "AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT ?) "
                 "RETURNING id, broadcast_id, platform, address, language, attempts, "
                 "volunteer IS NOT NULL",
-                (_now(), platform, limit),
+                (_now(), platform, _moment(datetime.now(UTC)), limit),
             ).fetchall()
             if not rows:
                 return []
@@ -623,17 +667,42 @@ class SQLiteStorage(Storage):
 
         return await self._call(op)
 
-    async def finish_deliveries(self, outcomes: dict[int, str]) -> None:
+    async def finish_deliveries(self, finished: list[Finished]) -> None:
         """Record how deliveries ended: sent, failed, unreachable, or pending (retry)."""
 
         def op(db: sqlite3.Connection) -> None:
             now = _now()
             db.executemany(
-                "UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?",
-                [(state, now, delivery_id) for delivery_id, state in outcomes.items()],
+                "UPDATE deliveries SET state = ?, updated_at = ?, not_before = ?, "
+                "attempts = attempts - ? WHERE id = ? AND state = 'inflight'",
+                [
+                    (
+                        f.state,
+                        now,
+                        _moment(f.not_before) if f.not_before is not None else None,
+                        int(not f.counted),
+                        f.id,
+                    )
+                    for f in finished
+                ],
             )
 
         await self._call(op)
+
+    async def next_due(self, platform: str) -> datetime | None:
+        """When the platform's earliest waiting delivery comes due (None: nothing waits)."""
+
+        def op(db: sqlite3.Connection) -> datetime | None:
+            row = db.execute(
+                "SELECT MIN(COALESCE(not_before, '')) FROM deliveries "
+                "WHERE platform = ? AND state = 'pending'",
+                (platform,),
+            ).fetchone()
+            if row is None or row[0] is None:
+                return None
+            return datetime.fromisoformat(row[0]) if row[0] else datetime.now(UTC)
+
+        return await self._call(op)
 
     async def recover_inflight(self, platform: str, resend: bool) -> int:
         """After a crash: deliveries left in flight go back to pending (resend) or unknown."""
@@ -699,13 +768,13 @@ def _volunteer(db: sqlite3.Connection, key: bytes) -> Volunteer | None:
 
 def _community(db: sqlite3.Connection, platform: str, chat_id: str) -> Community | None:
     row = db.execute(
-        "SELECT id, language, subscribed, board_ref FROM communities "
+        "SELECT id, language, subscribed, board_ref, tally_posts FROM communities "
         "WHERE platform = ? AND chat_id = ?",
         (platform, chat_id),
     ).fetchone()
     if row is None:
         return None
-    return Community(row[0], platform, chat_id, row[1], bool(row[2]), row[3])
+    return Community(row[0], platform, chat_id, row[1], bool(row[2]), row[3], bool(row[4]))
 
 
 def _pledge(db: sqlite3.Connection, campaign_id: int, key: bytes) -> Pledge | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from storage.base import PledgeStatus, Storage
+from storage.base import Finished, PledgeStatus, Storage
 from storage.sqlite import SQLiteStorage
 
 BACKENDS: dict[str, Callable[[Path], Storage]] = {
@@ -235,10 +236,72 @@ async def test_a_broadcast_expands_once_to_subscribers_in_their_languages(
     assert await storage.claim_deliveries("telegram", 10) == []  # claimed once
     (discord,) = await storage.claim_deliveries("discord", 10)
     assert (discord.address, discord.language, discord.subject) == ("222", "en", "start")
-    await storage.finish_deliveries({telegram[0].id: "sent", telegram[1].id: "pending"})
+    await storage.finish_deliveries(
+        [Finished(telegram[0].id, "sent"), Finished(telegram[1].id, "pending")]
+    )
     assert await storage.delivery_counts(first.id) == {"sent": 1, "pending": 1, "inflight": 1}
     assert await storage.recover_inflight("discord", resend=False) == 1
     assert (await storage.delivery_counts(first.id))["unknown"] == 1
+
+
+async def test_a_delivery_told_to_wait_is_not_claimed_before_its_time(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.set_reminders(key(1), True, "111", "telegram")
+    await storage.set_reminders(key(2), True, "222", "telegram")
+    assert await storage.create_broadcast(c, "b1", "reminder", "start", "en") is not None
+    waiting, failing = await storage.claim_deliveries("telegram", 10)
+    assert (waiting.attempts, failing.attempts) == (1, 1)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await storage.finish_deliveries(
+        [
+            Finished(waiting.id, "pending", later, counted=False),  # a 429: not an attempt
+            Finished(failing.id, "pending", datetime.now(UTC) - timedelta(seconds=1)),
+        ]
+    )
+    assert await storage.next_due("telegram") <= datetime.now(UTC)
+    (again,) = await storage.claim_deliveries("telegram", 10)
+    assert (again.id, again.attempts) == (failing.id, 2)
+    await storage.finish_deliveries([Finished(again.id, "sent")])
+    assert abs((await storage.next_due("telegram") - later).total_seconds()) < 0.01
+    assert await storage.claim_deliveries("telegram", 10) == []
+    assert await storage.next_due("discord") is None
+
+
+async def test_finishing_a_delivery_recovered_meanwhile_changes_nothing(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.set_reminders(key(1), True, "111", "discord")
+    made = await storage.create_broadcast(c, "b1", "reminder", "start", "en")
+    assert made is not None
+    (row,) = await storage.claim_deliveries("discord", 10)
+    assert await storage.recover_inflight("discord", resend=True) == 1
+    await storage.finish_deliveries([Finished(row.id, "failed")])  # a late, stale outcome
+    assert await storage.delivery_counts(made.id) == {"pending": 1}
+
+
+async def test_tally_posts_go_only_to_communities_that_turned_them_on(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.set_community_subscribed("telegram", "-1", True)
+    await storage.set_tally_posts("telegram", "-2", True)
+    await storage.set_reminders(key(1), True, "111", "telegram")
+    made = await storage.create_broadcast(
+        c, "tally:1", "tally", "1", "en", volunteers=False, tally_posts_only=True
+    )
+    assert made is not None and made.recipients == 1
+    (row,) = await storage.claim_deliveries("telegram", 10)
+    assert row.address == "-2"
+    _volunteer, community = await storage.load_context(b"", "telegram", "-2")
+    assert community is not None and community.tally_posts
+    await storage.set_tally_posts("telegram", "-2", False)
+    _volunteer, community = await storage.load_context(b"", "telegram", "-2")
+    assert community is not None and not community.tally_posts
+
+
+async def test_an_organizers_window_is_stored(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    assert await storage.window(c) is None
+    start = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+    await storage.set_window(c, start, start + timedelta(hours=24))
+    assert await storage.window(c) == (start, start + timedelta(hours=24))
 
 
 async def test_forget_and_opt_out_drop_queued_messages(storage: Storage) -> None:

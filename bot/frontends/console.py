@@ -152,12 +152,21 @@ class Console:
     platform = Platform.CONSOLE.value
     resend_inflight = True  # a terminal shows a resent line, nothing worse
 
-    async def deliver(self, address: str, text: str, nonce: str) -> Outcome:
-        """Show a message the outbox sends to a simulated chat."""
+    window = 64  # deliveries in flight at once
+
+    async def deliver(
+        self, address: str, text: str, nonce: str, buttons: tuple[Button, ...] = ()
+    ) -> Outcome:
+        """Show a message the outbox sends to a simulated chat, with its buttons."""
         lines = text.split("\n")
         self._print(f"  bot → {address}: {lines[0]}")
         for extra in lines[1:]:
             self._print(f"    {extra}" if extra else "")
+        if buttons:
+            self._answers += 1
+            self._buttons[(address, None)] = (self._answers, list(buttons))
+            for number, button in enumerate(buttons, start=1):
+                self._print(f"    [{number}] {button.label}")
         return Outcome.SENT
 
     async def _meta(self, line: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 from typing import Any
 
 import discord
@@ -19,10 +20,10 @@ from discord import app_commands
 
 from bot import i18n
 from bot.boards import BoardUpdater
-from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
+from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
 from bot.i18n import P_
-from bot.outbox import Outcome
+from bot.outbox import Outcome, RetryLater
 from bot.pacing import Pacer
 from bot.registry import Command
 from bot.services import Services
@@ -32,6 +33,9 @@ from handlers.tally import render_board
 log = logging.getLogger(__name__)
 
 PLEDGE_BUTTON_ID = "coalition:pledge"
+# Buttons under outbox messages (the check-in's "I froze my accounts") outlive the process:
+# their custom id names the command they run, and a persistent view answers them.
+OUTBOX_ACTIONS = ("done",)
 SEND_ATTEMPTS = 4
 # Unknown Message, Cannot edit a message authored by another user, archived-thread edits.
 REPOST_CODES = frozenset({10008, 50005, 50083})
@@ -107,6 +111,29 @@ class BoardView(discord.ui.View):
 
     async def _pressed(self, interaction: discord.Interaction) -> None:
         await self.frontend.on_button(interaction, "pledge", "")
+
+
+class ActionView(discord.ui.View):
+    """Persistent buttons under outbox messages; each runs the command it is named after."""
+
+    def __init__(self, frontend: DiscordFrontend, buttons: tuple[Button, ...] = ()) -> None:
+        super().__init__(timeout=None)
+        self.frontend = frontend
+        shown = buttons or tuple(Button(action, action) for action in OUTBOX_ACTIONS)
+        for shown_button in shown:
+            item: discord.ui.Button[ActionView] = discord.ui.Button(
+                label=shown_button.label[:80],
+                style=discord.ButtonStyle.success,
+                custom_id=f"coalition:{shown_button.action}",
+            )
+            item.callback = self._pressed(shown_button.action)  # type: ignore[method-assign]
+            self.add_item(item)
+
+    def _pressed(self, action: str) -> Any:
+        async def pressed(interaction: discord.Interaction) -> None:
+            await self.frontend.on_button(interaction, action, "")
+
+        return pressed
 
 
 class CoalitionClient(discord.AutoShardedClient):
@@ -212,6 +239,7 @@ class DiscordFrontend:
         """Translator, persistent board button, boards to follow, command sync."""
         await self.tree.set_translator(CatalogTranslator(self.services))
         self.client.add_view(BoardView(self))
+        self.client.add_view(ActionView(self))
         for chat_id, ref in await self.services.storage.boards("discord"):
             self.boards.track(chat_id, ref, await self._render_board(chat_id))
             self.boards.touch(chat_id)
@@ -409,25 +437,50 @@ class DiscordFrontend:
     platform = Platform.DISCORD.value
     resend_inflight = True  # every send carries a nonce Discord enforces: no duplicates
 
-    async def deliver(self, address: str, text: str, nonce: str) -> Outcome:
+    def _outbox_view(self, buttons: tuple[Button, ...]) -> ActionView | None:
+        """The buttons of an outbox message. The view is stopped before it is sent, so
+        discord.py does not keep one per message: the persistent ActionView registered at
+        start-up answers every press by its custom id."""
+        if not buttons:
+            return None
+        view = ActionView(self, buttons)
+        view.stop()
+        return view
+
+    @property
+    def window(self) -> int:
+        """Deliveries in flight at once: about one second of sending."""
+        return max(8, math.ceil(self.pacer.overall_rate))
+
+    async def deliver(
+        self, address: str, text: str, nonce: str, buttons: tuple[Button, ...] = ()
+    ) -> Outcome:
         """Send one outbox message: to a volunteer privately, or to a community's board
         channel; the nonce lets Discord drop a resend after a crash."""
         _volunteer, community = await self.services.storage.load_context(b"", "discord", address)
+        pieces = split_text(text, CONTENT_LIMIT)
+        view = self._outbox_view(buttons)
         try:
+            channel: discord.abc.Messageable
             if community is None:  # a volunteer: a private message
                 await self.pacer.overall_slot()
-                user = await self.client.fetch_user(int(address))
-                for piece in split_text(text, CONTENT_LIMIT):
-                    await user.send(piece, nonce=f"{nonce}:{len(piece)}"[:25])
-                return Outcome.SENT
-            if not community.board_ref:
-                log.info("discord: a community has no board channel yet; /board sets it")
-                return Outcome.FAILED
-            channel_id = int(community.board_ref.partition(":")[0])
-            channel = self.client.get_partial_messageable(channel_id)
-            for piece in split_text(text, CONTENT_LIMIT):
-                await self.pacer.slot(channel_id, group=True)
-                await channel.send(piece, nonce=f"{nonce}:{len(piece)}"[:25])
+                channel = await self.client.create_dm(discord.Object(int(address)))
+                channel_id = channel.id
+            else:
+                if not community.board_ref:
+                    log.info("discord: a community has no board channel yet; /board sets it")
+                    return Outcome.FAILED
+                channel_id = int(community.board_ref.partition(":")[0])
+                channel = self.client.get_partial_messageable(channel_id)
+            for number, piece in enumerate(pieces, start=1):
+                if wait := self.pacer.paused_for(channel_id):
+                    raise RetryLater(wait)
+                await self.pacer.slot(channel_id, group=community is not None)
+                # One nonce per piece, derived from the delivery: Discord enforces it.
+                kwargs: dict[str, Any] = {"nonce": f"{nonce}:{number}"[:25]}
+                if view is not None and number == len(pieces):
+                    kwargs["view"] = view
+                await channel.send(piece, **kwargs)
             return Outcome.SENT
         except discord.Forbidden:
             if community is None:

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import html
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -45,10 +46,10 @@ from telegram.ext import (
 
 from bot import i18n
 from bot.boards import BoardUpdater
-from bot.core import ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
+from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
 from bot.i18n import Raw, _
-from bot.outbox import Outcome
+from bot.outbox import Outcome, RetryLater
 from bot.pacing import Pacer
 from bot.services import Services
 from bot.text import split_text
@@ -479,12 +480,24 @@ class TelegramFrontend:
     platform = Platform.TELEGRAM.value
     resend_inflight = False  # Telegram cannot deduplicate: a row in flight at a crash is unknown
 
-    async def deliver(self, address: str, text: str, nonce: str) -> Outcome:
-        """Send one outbox message to a chat, paced; how it went."""
+    @property
+    def window(self) -> int:
+        """Deliveries in flight at once: about one second of sending, so a crash leaves
+        at most that many unknown."""
+        return max(8, math.ceil(self.pacer.overall_rate))
+
+    async def deliver(
+        self, address: str, text: str, nonce: str, buttons: tuple[Button, ...] = ()
+    ) -> Outcome:
+        """Send one outbox message to a chat, paced; how it went. A chat held by a 429
+        gives its turn back (RetryLater) instead of holding a place in the window."""
         assert self.application is not None
         bot = self.application.bot
         chat_id = int(address)
-        for piece in split_text(text, MessageLimit.MAX_TEXT_LENGTH):
+        pieces = split_text(text, MessageLimit.MAX_TEXT_LENGTH)
+        for number, piece in enumerate(pieces, start=1):
+            if wait := self.pacer.paused_for(chat_id):
+                raise RetryLater(wait)
             await self.pacer.slot(chat_id, group=chat_id < 0)
             try:
                 await bot.send_message(
@@ -492,12 +505,14 @@ class TelegramFrontend:
                     html.escape(piece, quote=False),
                     parse_mode=ParseMode.HTML,
                     disable_web_page_preview=True,
+                    reply_markup=keyboard(Reply(piece, buttons)) if number == len(pieces) else None,
                     # Paid broadcast (opt-in): up to 1000 messages/s, charged in Stars.
                     allow_paid_broadcast=True if self.paid_broadcast else None,
                 )
             except RetryAfter as error:
-                self.pacer.pause(chat_id, _seconds(error.retry_after))
-                return Outcome.RETRY
+                seconds = _seconds(error.retry_after)
+                self.pacer.pause(chat_id, seconds)
+                raise RetryLater(seconds) from None
             except Forbidden:
                 await self._unreachable(chat_id, chat_id > 0)
                 return Outcome.UNREACHABLE

@@ -1,0 +1,12 @@
+-- An organizer's freeze window (set with /campaign) overrides the configured one.
+ALTER TABLE campaigns ADD COLUMN start_at TEXT;   -- UTC, ISO 8601
+ALTER TABLE campaigns ADD COLUMN end_at TEXT;
+
+-- A delivery waiting out a 429 or a backoff is not claimed before this moment.
+ALTER TABLE deliveries ADD COLUMN not_before TEXT;  -- UTC, ISO 8601; NULL: at once
+
+-- Progress of one broadcast (the /announce progress message) without a scan.
+CREATE INDEX deliveries_by_broadcast ON deliveries (broadcast_id, state);
+
+-- Communities whose organizers turned on the periodic tally post.
+ALTER TABLE communities ADD COLUMN tally_posts INTEGER NOT NULL DEFAULT 0;
