@@ -64,6 +64,7 @@ class Reply:
     visibility: Visibility = Visibility.PUBLIC
     kind: ReplyKind = ReplyKind.ANSWER
     locale: str = ""  # the reader's language, set by the dispatcher
+    progress: int | None = None  # a broadcast whose progress this message shows, edited
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 
 from bot import i18n
-from bot.core import Button, Invocation, Reply, private
+from bot.core import Button, Invocation, Reply, Visibility, private
 from bot.i18n import N_, Raw, _, ngettext
+from bot.progress import progress_text
 from bot.registry import Arg, Command
 from bot.services import Services
 from bot.text import clean
@@ -80,13 +81,28 @@ async def announce_send(invocation: Invocation, services: Services) -> list[Repl
     )
     if made is None:
         return private(_("This announcement was already sent."))
-    return private(
-        ngettext(
-            "Sending your announcement to {count} recipient.",
-            "Sending your announcement to {count} recipients.",
-            made.recipients,
+    if made.recipients == 0:
+        return private(
+            _(
+                "Nobody to send it to yet: no community is subscribed and no volunteer "
+                "opted in to reminders."
+            )
         )
-    )
+    # The front-end keeps this message up to date as the broadcast goes (bot.progress).
+    return [
+        Reply(
+            text=paragraphs(
+                ngettext(
+                    "Sending your announcement to {count} recipient.",
+                    "Sending your announcement to {count} recipients.",
+                    made.recipients,
+                ),
+                progress_text({"pending": made.recipients}),
+            ),
+            visibility=Visibility.PRIVATE,
+            progress=made.id,
+        )
+    ]
 
 
 COMMANDS = (

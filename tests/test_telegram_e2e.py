@@ -394,3 +394,62 @@ async def test_a_reminder_reaches_groups_and_volunteers_in_their_languages(world
     key = world.services.identities.key("telegram", "1103")
     data = await world.services.storage.export(world.services.campaign.id, key)
     assert data.volunteer is not None and not data.volunteer.reminders  # stopped writing
+
+
+async def test_an_announcement_shows_its_progress_then_a_report(world: World) -> None:
+    from bot.outbox import Outbox
+
+    server = world.server
+    for user, code in ((1201, "fr"), (1202, "en"), (1203, "ar")):
+        server.add_user(user, "R", code)
+        server.user_sends(user, user, "/reminders on")
+        await world.answer_in(user)
+    server.block_bot(1203)
+    server.user_sends(ORGANIZER, ORGANIZER, "/announce en: Freeze tomorrow! fr: Gel demain !")
+    (preview,) = await world.answer_in(ORGANIZER)
+    (button,) = preview["reply_markup"]["inline_keyboard"][0]
+    server.user_presses(ORGANIZER, ORGANIZER, preview["message_id"], button["callback_data"])
+    progress = (await world.answer_in(ORGANIZER, 2))[-1]
+    assert "Sending your announcement to 3 recipients." in progress["text"]
+    assert "Remaining: 3" in progress["text"]
+    outbox = Outbox(world.services)
+    outbox.register(world.frontend)
+    assert await outbox.drain() == 3
+    assert (
+        server.messages(1201)[-1]["text"]
+        == "Gel demain !\n\nPour ne plus recevoir ces rappels, envoyez /reminders off."
+    )
+    await server.wait_for(
+        lambda: (
+            "Your announcement was delivered to 2 recipients."
+            in server.messages(ORGANIZER)[-1]["text"]
+        )
+    )
+    (report,) = [m for m in server.messages(ORGANIZER) if m["message_id"] == progress["message_id"]]
+    assert "1 recipient could not be reached: they blocked the bot or left." in report["text"]
+    assert "Remaining" not in report["text"]
+    assert len(server.messages(ORGANIZER)) == 2  # one message, edited: no new one
+
+
+async def test_the_checkin_button_counts_a_volunteer_as_done(world: World) -> None:
+    from bot.outbox import Outbox
+    from bot.scheduler import ReminderScheduler
+
+    server = world.server
+    server.add_user(1301, "V", "ar")
+    server.user_sends(1301, 1301, "/pledge")
+    server.user_sends(1301, 1301, "/reminders on")
+    await world.answer_in(1301, 2)
+    outbox = Outbox(world.services)
+    outbox.register(world.frontend)
+    scheduler = ReminderScheduler(world.services, outbox.wake)
+    made = await scheduler.fire("checkin", (await scheduler.ladder())["checkin"])
+    assert made is not None and await outbox.drain() == 1
+    checkin = server.messages(1301)[-1]
+    (button,) = checkin["reply_markup"]["inline_keyboard"][0]
+    assert button["text"] == "جمّدتُ حساباتي" and button["callback_data"] == "done"
+    query = server.user_presses(1301, 1301, checkin["message_id"], "done")
+    await server.wait_for(lambda: query in server.callback_answers)
+    assert "شكرًا" in server.callback_answers[query]["text"]
+    tally = await world.services.storage.tally(world.services.campaign.id, "telegram", None)
+    assert (tally.total, tally.done) == (1, 1)

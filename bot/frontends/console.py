@@ -16,6 +16,7 @@ from typing import TextIO
 from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
 from bot.outbox import Outcome
+from bot.progress import ProgressReports
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Console:
     def __init__(self, dispatcher: Dispatcher, out: TextIO = sys.stdout) -> None:
         self.dispatcher = dispatcher
         self.out = out
+        services = dispatcher.services
+        self.progress = ProgressReports(services, services.settings.board_interval)
         self.speaker = Speaker()
         self.interactive = False  # at a terminal the typed line is already on screen
         # Buttons on screen: public ones per chat, private ones per chat and person; each
@@ -133,12 +136,29 @@ class Console:
             self._print(f"  {head} {lines[0]}")
             for extra in lines[1:]:
                 self._print(f"    {extra}" if extra else "")
+            if reply.progress is not None:
+                self._follow(reply.progress, reply.locale, self.speaker.chat_id, head)
             if reply.buttons:
                 owner = self.speaker.name if private else None
                 self._buttons[(self.speaker.chat_id, owner)] = (self._answers, list(reply.buttons))
                 for button in reply.buttons:
                     numbered += 1
                     self._print(f"    [{numbered}] {button.label}")
+
+    def _follow(self, broadcast_id: int, locale: str, chat_id: str, head: str) -> None:
+        """Show a broadcast's progress (a terminal cannot edit: each change is a new line)."""
+
+        async def edit(text: str, final: bool) -> None:
+            lines = text.split("\n")
+            self._print(f"  {head} [{chat_id}, edited] {lines[0]}")
+            for extra in lines[1:]:
+                self._print(f"    {extra}" if extra else "")
+
+        self.progress.follow(broadcast_id, locale, edit)
+
+    async def close(self) -> None:
+        """Stop following progress messages."""
+        await self.progress.close()
 
     def _visible_buttons(self) -> list[Button]:
         """The buttons of the latest answer the speaker can see in their chat."""

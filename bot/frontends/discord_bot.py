@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -25,6 +26,7 @@ from bot.dispatch import Dispatcher
 from bot.i18n import P_
 from bot.outbox import Outcome, RetryLater
 from bot.pacing import Pacer
+from bot.progress import Edit, ProgressReports
 from bot.registry import Command
 from bot.services import Services
 from bot.text import split_text
@@ -163,6 +165,7 @@ class DiscordFrontend:
             self._render_board, self._edit_board, interval=settings.board_interval
         )
         services.count_listeners.append(lambda: self.boards.touch(None))
+        self.progress = ProgressReports(services, settings.board_interval)
         self.client = self.build_client()
 
     # -- construction -------------------------------------------------------------------
@@ -264,6 +267,7 @@ class DiscordFrontend:
     async def stop(self) -> None:
         """Disconnect."""
         await self.boards.close()
+        await self.progress.close()
         await self.client.close()
         gateway = getattr(self, "_gateway", None)
         if gateway is not None:
@@ -344,6 +348,10 @@ class DiscordFrontend:
             if reply.kind is ReplyKind.BOARD:
                 await self._post_board(interaction, invocation, reply)
                 continue
+            if reply.progress is not None:
+                edit = await self._send_progress(interaction, reply.text, ephemeral=ephemeral)
+                self.progress.follow(reply.progress, reply.locale, edit)
+                continue
             pieces = split_text(reply.text, CONTENT_LIMIT)
             for index, piece in enumerate(pieces):
                 view = self._view(reply) if index == len(pieces) - 1 else None
@@ -369,6 +377,40 @@ class DiscordFrontend:
             await interaction.response.send_message(content or None, **kwargs)
         else:
             await interaction.followup.send(content or discord.utils.MISSING, **kwargs)
+
+    async def _send_progress(
+        self, interaction: discord.Interaction, content: str, *, ephemeral: bool
+    ) -> Edit:
+        """Send a progress message; how to edit it later. An interaction's token lasts
+        15 minutes, so a report that can no longer be edited in comes by private message."""
+        content = content[:CONTENT_LIMIT]
+        editor: Callable[[str], Awaitable[Any]]
+        if not interaction.response.is_done():
+            await interaction.response.send_message(content, ephemeral=ephemeral)
+
+            async def editor(text: str) -> None:
+                await interaction.edit_original_response(content=text)
+
+        else:
+            sent = await interaction.followup.send(content, ephemeral=ephemeral, wait=True)
+
+            async def editor(text: str) -> None:
+                await sent.edit(content=text)
+
+        user_id = interaction.user.id
+
+        async def edit(text: str, final: bool) -> None:
+            try:
+                await editor(text[:CONTENT_LIMIT])
+            except discord.HTTPException:
+                if not final:
+                    raise
+                await self.pacer.overall_slot()
+                channel = await self.client.create_dm(discord.Object(user_id))
+                for piece in split_text(text, CONTENT_LIMIT):
+                    await channel.send(piece)
+
+        return edit
 
     def _view(self, reply: Reply) -> discord.ui.View | None:
         """Buttons of an ordinary reply (language choice, confirmations)."""

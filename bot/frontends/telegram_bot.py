@@ -51,6 +51,7 @@ from bot.dispatch import Dispatcher
 from bot.i18n import Raw, _
 from bot.outbox import Outcome, RetryLater
 from bot.pacing import Pacer
+from bot.progress import ProgressReports
 from bot.services import Services
 from bot.text import split_text
 from bot.web import WebServer
@@ -115,6 +116,7 @@ class TelegramFrontend:
             self._render_board, self._edit_board, interval=services.settings.board_interval
         )
         services.count_listeners.append(lambda: self.boards.touch(None))
+        self.progress = ProgressReports(services, services.settings.board_interval)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class TelegramFrontend:
         if self._background:
             await asyncio.wait(self._background, timeout=10)
         await self.boards.close()
+        await self.progress.close()
         await self.application.shutdown()
 
     async def publish_commands(self) -> None:
@@ -279,6 +282,8 @@ class TelegramFrontend:
             await query.answer(text)
         if chat.type == Chat.PRIVATE:
             public += private[1:]
+        # A progress message is a message to keep editing, not only a toast.
+        public += [r for r in private if r.progress is not None and r not in public]
         if public:  # the press is answered; what goes to the chat may wait on its pacing
             self._spawn(self._deliver(invocation, public))
         self._after(invocation)
@@ -362,7 +367,9 @@ class TelegramFrontend:
                 # Not a new group message per volunteer: a reaction there, the answer in private.
                 if message is not None and not reacted:
                     reacted = await self._react(message)
-                if await self._send(int(invocation.user_id), reply, private_chat=True):
+                sent = await self._send(int(invocation.user_id), reply, private_chat=True)
+                if sent is not None:
+                    self._follow(reply, int(invocation.user_id), sent)
                     continue
                 if invocation.source is not Source.COMMAND or message is None:
                     continue
@@ -379,6 +386,28 @@ class TelegramFrontend:
             sent = await self._send(chat_id, reply)
             if sent is not None and reply.kind is ReplyKind.BOARD:
                 await self._new_board(chat_id, sent, reply)
+            elif sent is not None:
+                self._follow(reply, chat_id, sent)
+
+    def _follow(self, reply: Reply, chat_id: int, sent: Message) -> None:
+        """Keep a progress message (an announcement's) up to date by editing it."""
+        if reply.progress is None:
+            return
+        assert self.application is not None
+        bot = self.application.bot
+
+        async def edit(text: str, final: bool) -> None:
+            await self._call(
+                chat_id,
+                lambda target: bot.edit_message_text(
+                    html.escape(text, quote=False),
+                    chat_id=target,
+                    message_id=sent.message_id,
+                    parse_mode=ParseMode.HTML,
+                ),
+            )
+
+        self.progress.follow(reply.progress, reply.locale, edit)
 
     async def _send(
         self,
