@@ -38,12 +38,18 @@ async def bootstrap(
     await storage.open()
     try:
         campaign_id = await storage.ensure_campaign(settings.campaign_slug)
+        zone = ZoneInfo(settings.campaign_timezone)
+        start, end = settings.campaign_start, settings.campaign_end
+        stored = await storage.window(campaign_id)
+        if stored is not None:  # an organizer set it with /campaign: it wins over settings
+            start, end = (moment.astimezone(zone) for moment in stored)
+            log.info("freeze window: the one organizers set, not the configured one")
         campaign = Campaign(
             id=campaign_id,
             slug=settings.campaign_slug,
-            zone=ZoneInfo(settings.campaign_timezone),
-            start=settings.campaign_start,
-            end=settings.campaign_end,
+            zone=zone,
+            start=start,
+            end=end,
             goal=settings.campaign_goal,
             messages={
                 lang: settings.campaign_message(lang)

@@ -1,32 +1,22 @@
-"""The reminder ladder: when each freeze reminder is due, and what it says in each language."""
+"""What each outbox message says in each language: freeze reminders, milestones and the
+periodic tally post. (The ladder itself, LADDER and default_ladder, lives in bot.campaign.)"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from bot import i18n
-from bot.campaign import Campaign
+from bot.campaign import LADDER as LADDER
+from bot.campaign import default_ladder as default_ladder
 from bot.core import Button
 from bot.i18n import Raw, _, ngettext
 from bot.services import Services
 from handlers.common import paragraphs, window
-
-# Rung name -> (which end of the freeze window, offset from it).
-LADDER: dict[str, tuple[str, timedelta]] = {
-    "before_24h": ("start", timedelta(hours=-24)),
-    "before_1h": ("start", timedelta(hours=-1)),
-    "start": ("start", timedelta(0)),
-    "end": ("end", timedelta(0)),
-    "checkin": ("end", timedelta(hours=1)),
-}
+from handlers.tally import tally_text
+from storage.base import Tally
 
 
-def default_ladder(campaign: Campaign) -> dict[str, datetime]:
-    """The default reminder moments for a campaign's freeze window (none without one)."""
-    if campaign.start is None or campaign.end is None:
-        return {}
-    ends = {"start": campaign.start, "end": campaign.end}
-    return {rung: ends[end] + offset for rung, (end, offset) in LADDER.items()}
+def tally_subject(tally: Tally) -> str:
+    """The count a tally post shows, snapshotted when its broadcast is made: "total:done"."""
+    return f"{tally.total}:{tally.done}"
 
 
 def render(
@@ -36,12 +26,18 @@ def render(
     one volunteer."""
     if kind == "milestone":
         return _milestone(int(subject), services), ()
-    if kind == "reminder" and subject == "checkin":
-        # Answered by /done or this button, in a private chat or in the community.
-        return _reminder("checkin", services, platform, personal), (
-            Button(_("I froze my accounts"), "done"),
+    if kind == "tally":
+        return _tally(subject, services), ()
+    rung, _sep, minutes = subject.partition(":")  # "before_1h:120": moved 2 hours ahead
+    text = _reminder(rung, int(minutes) if minutes.isdigit() else None, services, platform)
+    if personal:
+        text = paragraphs(
+            text, _("To stop these reminders, send {command}.", command=Raw("/reminders off"))
         )
-    return _reminder(subject, services, platform, personal), ()
+    if kind == "reminder" and rung == "checkin":
+        # Answered by /done or this button, in a private chat or in the community.
+        return text, (Button(_("I froze my accounts"), "done"),)
+    return text, ()
 
 
 def _milestone(count: int, services: Services) -> str:
@@ -58,8 +54,36 @@ def _milestone(count: int, services: Services) -> str:
     )
 
 
-def _reminder(rung: str, services: Services, platform: str, personal: bool) -> str:
+def _tally(subject: str, services: Services) -> str:
+    total, _sep, done = subject.partition(":")
+    counts = Tally(community=None, total=int(total), done=int(done or 0))
+    return paragraphs(_("Stop Hate For Profit: where we stand."), tally_text(counts, services))
+
+
+def _reminder(rung: str, minutes: int | None, services: Services, platform: str) -> str:
     campaign = services.campaign
+    if rung in ("before_24h", "before_1h") and minutes:
+        # An organizer moved it: say how long is left, and when exactly the freeze runs.
+        soon = (
+            ngettext(
+                "The freeze starts in {count} hour. Get ready to freeze your Instagram and "
+                "Facebook accounts.",
+                "The freeze starts in {count} hours. Get ready to freeze your Instagram and "
+                "Facebook accounts.",
+                minutes // 60,
+            )
+            if minutes % 60 == 0
+            else ngettext(
+                "The freeze starts in {count} minute. Get ready to freeze your Instagram and "
+                "Facebook accounts.",
+                "The freeze starts in {count} minutes. Get ready to freeze your Instagram and "
+                "Facebook accounts.",
+                minutes,
+            )
+        )
+        return paragraphs(soon, window(services, campaign.zone, platform))
+    if rung in ("before_24h", "before_1h") and minutes == 0:
+        rung = "start"  # moved to the very start
     if rung == "before_24h":
         text = paragraphs(
             _(
@@ -90,8 +114,4 @@ def _reminder(rung: str, services: Services, platform: str, personal: bool) -> s
         )
     else:
         text = _("A reminder from the Stop Hate For Profit campaign.")
-    if personal:
-        text = paragraphs(
-            text, _("To stop these reminders, send {command}.", command=Raw("/reminders off"))
-        )
     return text

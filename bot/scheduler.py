@@ -1,22 +1,30 @@
-"""Freeze reminders on time: APScheduler only triggers, the database decides.
+"""Freeze reminders and tally posts on time: APScheduler only triggers, the database decides.
 
 The ladder lives in the database (schedule_rungs). At start-up the scheduler is rebuilt from
 it: one date job per rung, with a misfire grace, so a reminder that came due while the bot
 was down is still sent after a restart within the grace. Firing a rung creates its
 broadcast under a key derived from the rung and its moment, so a second firing (a restart,
-a second process) creates nothing new.
+a second process) creates nothing new. When an organizer changes the window or a rung, the
+handler stores the change and tells Services' schedule listeners: the running scheduler
+then rebuilds its jobs from the database at once.
+
+Tally posts: every COALITION_TALLY_POST_HOURS, in slots aligned to the Unix epoch (00:00
+UTC for 24 hours), one broadcast per slot to the communities that turned them on, keyed by
+the slot's start, with the count snapshotted in its subject.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.reminders import default_ladder
+from bot.campaign import load_ladder, reminder_key, reminder_subject
+from bot.reminders import tally_subject
 from bot.services import Services
 from storage.base import Broadcast
 
@@ -24,10 +32,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=1)
 LEAD_MARGIN = 1.2  # room for retries and the other platforms' traffic
+REMINDER_JOB = "reminder-"
+TALLY_JOB = "tally"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ReminderScheduler:
-    """Turns the stored ladder into broadcasts at their moments."""
+    """Turns the stored ladder into broadcasts at their moments, and posts tallies."""
 
     def __init__(
         self,
@@ -57,17 +68,11 @@ class ReminderScheduler:
 
     async def ladder(self) -> dict[str, datetime]:
         """The stored ladder, seeded from the campaign window the first time."""
-        campaign = self.services.campaign
-        rungs = await self.services.storage.schedule(campaign.id)
-        if not rungs:
-            rungs = default_ladder(campaign)
-            if rungs:
-                await self.services.storage.set_schedule(campaign.id, rungs)
-        return rungs
+        return await load_ladder(self.services.storage, self.services.campaign)
 
     def key(self, rung: str, due: datetime) -> str:
         """The idempotency key of one rung at one moment."""
-        return f"reminder:{self.services.campaign.slug}:{rung}:{int(due.timestamp())}"
+        return reminder_key(self.services.campaign.slug, rung, due)
 
     async def fire(self, rung: str, due: datetime) -> Broadcast | None:
         """Create the rung's broadcast (once, whoever fires it) and wake the sender."""
@@ -76,7 +81,7 @@ class ReminderScheduler:
             services.campaign.id,
             self.key(rung, due),
             "reminder",
-            rung,
+            reminder_subject(rung, due, services.campaign),
             services.settings.default_language,
         )
         if made is not None:
@@ -93,23 +98,88 @@ class ReminderScheduler:
                 fired.append(rung)
         return fired
 
+    # -- tally posts ---------------------------------------------------------------------
+
+    @property
+    def period(self) -> timedelta:
+        """The time between two tally posts."""
+        return timedelta(hours=self.services.settings.tally_post_hours)
+
+    def slot(self, now: datetime) -> datetime:
+        """The start of the tally slot now falls in (slots are aligned to the epoch)."""
+        return EPOCH + self.period * ((now - EPOCH) // self.period)
+
+    async def fire_tally(self, now: datetime | None = None) -> Broadcast | None:
+        """The tally post of now's slot, to communities that turned tally posts on: made
+        once per slot (a restart or a second firing in the slot makes nothing)."""
+        services = self.services
+        now = now if now is not None else services.clock()
+        slot = self.slot(now)
+        counts = await services.storage.tally(services.campaign.id, "", None)
+        made = await services.storage.create_broadcast(
+            services.campaign.id,
+            f"tally:{services.campaign.slug}:{int(slot.timestamp())}",
+            "tally",
+            tally_subject(counts),
+            services.settings.default_language,
+            volunteers=False,
+            tally_posts_only=True,
+        )
+        if made is not None and made.recipients:
+            log.info("tally post: %d communities", made.recipients)
+            self.on_broadcast()
+        return made
+
+    # -- APScheduler -----------------------------------------------------------------------
+
     async def start(self) -> None:
-        """Build one APScheduler job per rung from the database, and start."""
+        """Build the jobs from the database, start, and follow organizers' changes."""
         self._scheduler = AsyncIOScheduler(timezone=self.services.campaign.zone)
+        await self._add_reminder_jobs()
+        self._scheduler.add_job(
+            self._tally_job,
+            IntervalTrigger(seconds=self.period.total_seconds(), start_date=EPOCH),
+            id=TALLY_JOB,
+            misfire_grace_time=int(self.grace.total_seconds()),
+            coalesce=True,
+            replace_existing=True,
+        )
+        self._scheduler.start()
+        self.services.schedule_listeners.append(self.rebuild)
+        now = self.services.clock()
+        if now - self.slot(now) <= self.grace:  # the bot was down when this slot began
+            await self.fire_tally(now)
+
+    async def _tally_job(self) -> None:
+        await self.fire_tally()
+
+    async def _add_reminder_jobs(self) -> None:
+        assert self._scheduler is not None
         lead = await self.lead()
         for rung, due in (await self.ladder()).items():
             self._scheduler.add_job(
                 self.fire,
                 DateTrigger(run_date=due - lead),
                 args=(rung, due),
-                id=f"reminder-{rung}",
+                id=f"{REMINDER_JOB}{rung}",
                 misfire_grace_time=int(self.grace.total_seconds()),
                 coalesce=True,
                 replace_existing=True,
             )
-        self._scheduler.start()
+
+    async def rebuild(self) -> None:
+        """Replace every reminder job with the stored ladder's (after an organizer's change)."""
+        if self._scheduler is None or not self._scheduler.running:
+            return
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith(REMINDER_JOB):
+                job.remove()
+        await self._add_reminder_jobs()
+        log.info("reminders rescheduled from the stored ladder")
 
     async def stop(self) -> None:
         """Stop triggering."""
+        if self.rebuild in self.services.schedule_listeners:
+            self.services.schedule_listeners.remove(self.rebuild)
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)

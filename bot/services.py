@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,6 +16,8 @@ from bot.registry import Registry
 from bot.settings import Settings
 from storage.base import Storage
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(slots=True)
 class Services:
@@ -24,13 +28,27 @@ class Services:
     catalogs: Catalogs
     identities: Identities
     registry: Registry
+    # Frozen: a change (an organizer's new window) replaces it with dataclasses.replace.
     campaign: Campaign
     flood: FloodGuard
     clock: Callable[[], datetime]
     # Every board follows the overall total, so a count change anywhere touches them all.
     count_listeners: list[Callable[[], None]] = field(default_factory=list)
+    # Whoever triggers the stored ladder (the running scheduler) rebuilds from it when told.
+    schedule_listeners: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # One organizer's change of the window or the ladder at a time.
+    schedule_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def counts_changed(self) -> None:
         """Tell every live board (every platform's) that pledge counts changed."""
         for listener in self.count_listeners:
             listener()
+
+    async def schedule_changed(self) -> None:
+        """Tell the scheduler that the stored window or ladder changed (the change is already
+        stored: a listener that fails is logged, and the next start-up rebuilds anyway)."""
+        for listener in list(self.schedule_listeners):
+            try:
+                await listener()
+            except Exception:
+                log.exception("rebuilding the schedule after a change failed")

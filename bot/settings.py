@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     campaign_message_ar: str = ""
     campaign_message_fr: str = ""
     campaign_message_en: str = ""
+    tally_post_hours: int = Field(default=24, ge=1, le=24 * 7)
 
     telegram_organizer_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     discord_organizer_ids: Annotated[frozenset[str], NoDecode] = frozenset()

@@ -1,14 +1,19 @@
-"""/tally and the community's pledge /board."""
+"""/tally, the community's pledge /board, and its periodic tally post (/tallypost)."""
 
 from __future__ import annotations
 
+import logging
+
 from bot import i18n
-from bot.core import Invocation, Reply, ReplyKind
-from bot.i18n import N_, _, ngettext
+from bot.core import Invocation, Reply, ReplyKind, private
+from bot.i18n import N_, Raw, _, ngettext
 from bot.registry import Command
 from bot.services import Services
 from handlers.common import paragraphs, pledge_button, window
+from handlers.reminders import STATE
 from storage.base import Tally
+
+log = logging.getLogger(__name__)
 
 BAR_CELLS = 10
 
@@ -84,6 +89,57 @@ async def render_board(services: Services, platform: str, chat_id: str) -> Reply
     return Reply(text=text, buttons=(button,), kind=ReplyKind.BOARD)
 
 
+async def tallypost(invocation: Invocation, services: Services) -> list[Reply]:
+    """Turn this community's periodic tally post on or off (organizers, in a community)."""
+    state = invocation.args.get("state")
+    community = invocation.community
+    hours = services.settings.tally_post_hours
+    if state is None:
+        if community is not None and community.tally_posts:
+            return private(
+                ngettext(
+                    "This community gets the pledge count every {count} hour. To stop, send "
+                    "{command}.",
+                    "This community gets the pledge count every {count} hours. To stop, send "
+                    "{command}.",
+                    hours,
+                    command=Raw("/tallypost off"),
+                )
+            )
+        return private(
+            _(
+                "This community gets no periodic pledge count. To turn it on, send {command}.",
+                command=Raw("/tallypost on"),
+            )
+        )
+    on = state == "on"
+    await services.storage.set_tally_posts(invocation.platform, invocation.chat_id, on)
+    log.info("tally posts turned %s in a %s community", state, invocation.platform)
+    if not on:
+        return [Reply(text=_("This community will no longer get the periodic pledge count."))]
+    unsubscribed = (
+        _(
+            "This community is unsubscribed, so nothing will be posted until an organizer "
+            "sends {command}.",
+            command=Raw("/subscribe on"),
+        )
+        if community is not None and not community.subscribed
+        else ""
+    )
+    return [
+        Reply(
+            text=paragraphs(
+                ngettext(
+                    "From now on this community gets the pledge count every {count} hour.",
+                    "From now on this community gets the pledge count every {count} hours.",
+                    hours,
+                ),
+                unsubscribed,
+            )
+        )
+    ]
+
+
 COMMANDS = (
     Command("tally", N_("Show how many volunteers have pledged"), tally, public=True),
     Command(
@@ -93,5 +149,13 @@ COMMANDS = (
         organizer_only=True,
         group_only=True,
         public=True,
+    ),
+    Command(
+        "tallypost",
+        N_("Post the pledge count here regularly: on or off (organizers)"),
+        tallypost,
+        args=(STATE,),
+        organizer_only=True,
+        group_only=True,
     ),
 )

@@ -41,6 +41,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ({"COALITION_PEPPER": "s3cr3t-pepper"}, "COALITION_PEPPER", "too short"),
         ({"COALITION_CAMPAIGN_START": "2026-12-16T09:00"}, "COALITION_CAMPAIGN_END", "both"),
         ({"COALITION_CAMPAIGN_GOAL": "0"}, "COALITION_CAMPAIGN_GOAL", "greater than"),
+        ({"COALITION_TALLY_POST_HOURS": "0"}, "COALITION_TALLY_POST_HOURS", "greater than"),
+        ({"COALITION_TALLY_POST_HOURS": "daily"}, "COALITION_TALLY_POST_HOURS", "integer"),
     ],
 )
 def test_wrong_setting_is_named(

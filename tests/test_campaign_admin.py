@@ -1,0 +1,457 @@
+"""Organizers change the freeze window and the reminders with /campaign, and turn on a
+periodic tally post with /tallypost: through the console, with a clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.bootstrap import bootstrap, utc_now
+from bot.core import ChatKind, Invocation, Platform
+from bot.frontends.console import Console
+from bot.outbox import Outbox
+from bot.scheduler import ReminderScheduler
+from bot.settings import Settings
+from tests.conftest import NOW, App, make_settings
+
+PARIS = ZoneInfo("Europe/Paris")
+NNBSP = "\u202f"  # what Babel puts between a time and AM/PM in English
+
+
+@dataclass
+class Clock:
+    """The services' clock, moved by the test."""
+
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@asynccontextmanager
+async def running(settings: Settings, clock: Clock | None = None) -> AsyncIterator[App]:
+    """The bot on the test's data directory; leaving and entering again is a restart."""
+    async with bootstrap(settings, clock=clock or utc_now) as (services, dispatcher):
+        out = io.StringIO()
+        yield App(services, dispatcher, out, Console(dispatcher, out=out))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def bot(settings: Settings, clock: Clock) -> AsyncIterator[App]:
+    async with running(settings, clock) as app:
+        yield app
+
+
+def outbox_for(app: App) -> Outbox:
+    outbox = Outbox(app.services)
+    outbox.register(app.console)
+    return outbox
+
+
+async def sent(app: App, outbox: Outbox) -> str:
+    """What the outbox delivers now, as the console shows it."""
+    before = app.out.tell()
+    await outbox.drain()
+    return app.out.getvalue()[before:]
+
+
+async def subscribers(app: App) -> None:
+    """The console community (French) and three volunteers who opted in to reminders."""
+    await app.run(":as org\n:organizer on\n/language fr group\n:organizer off")
+    await app.run(":as amina\n:private\n/language ar\n/reminders on")
+    await app.run(":as karim\n:private\n/language fr\n/reminders on")
+    await app.run(":as lea\n:private\n:hint en\n/reminders on")
+
+
+def at(text: str) -> str:
+    """An English moment as Babel writes it: '9:00 AM' with a narrow no-break space."""
+    return text.replace(" AM", f"{NNBSP}AM").replace(" PM", f"{NNBSP}PM")
+
+
+# -- /campaign: what volunteers and organizers see -------------------------------------------
+
+
+async def test_volunteers_see_the_window_and_organizers_also_the_ladder(bot: App) -> None:
+    out = await bot.run("/campaign")
+    assert at("The freeze runs from Wed, Dec 16, 2026, 9:00 AM to Thu, Dec 17, 2026") in out
+    assert "Reminders" not in out and "before_1h" not in out
+
+    out = await bot.run(":organizer on\n/campaign")
+    assert at("The freeze runs from Wed, Dec 16, 2026, 9:00 AM") in out
+    assert "bot (only amina sees this): Reminders (Central European Time):" in out
+    assert at("• before_24h: Tue, Dec 15, 2026, 9:00 AM, to come") in out
+    assert at("• before_1h: Wed, Dec 16, 2026, 8:00 AM, to come") in out
+    assert at("• start: Wed, Dec 16, 2026, 9:00 AM, to come") in out
+    assert at("• end: Thu, Dec 17, 2026, 9:00 AM, to come") in out
+    assert at("• checkin: Thu, Dec 17, 2026, 10:00 AM, to come") in out
+    # how to change them, with the current window as the example to edit
+    assert "To change the window: /campaign window 2026-12-16 09:00 24h" in out
+    assert "/campaign reminder before_1h 2h" in out and "/campaign reminder checkin off" in out
+
+
+async def test_the_ladder_is_shown_in_the_organizers_own_time_zone(bot: App) -> None:
+    out = await bot.run(":organizer on\n/timezone America/Montreal\n/campaign")
+    assert "Reminders (Eastern Time):" in out
+    assert at("• start: Wed, Dec 16, 2026, 3:00 AM, to come") in out
+
+
+# -- changing the window --------------------------------------------------------------------
+
+
+async def test_a_new_window_moves_its_reminders_and_outlives_a_restart(
+    settings: Settings, clock: Clock
+) -> None:
+    async with running(settings, clock) as app:
+        out = await app.run(":organizer on\n/campaign window 2026-12-20 18:00 36h")
+        assert (
+            at(
+                "Done: the freeze now runs from Sun, Dec 20, 2026, 6:00 PM to Tue, Dec 22, 2026, "
+                "6:00 AM (Central European Time)."
+            )
+            in out
+        )
+        assert at("• before_24h: Sat, Dec 19, 2026, 6:00 PM, to come") in out
+        assert at("• before_1h: Sun, Dec 20, 2026, 5:00 PM, to come") in out
+        assert at("• end: Tue, Dec 22, 2026, 6:00 AM, to come") in out
+        assert at("• checkin: Tue, Dec 22, 2026, 7:00 AM, to come") in out
+        assert "/campaign window 2026-12-20 18:00 36h" in out
+
+        out = await app.run(":as lea\n:organizer off\n:hint fr\n/campaign")
+        assert "Le gel commence le dim. 20 déc. 2026, 18:00 et se termine le mar. 22 déc." in out
+
+    # The configured window still says December 16: the organizers' one wins after a restart.
+    async with running(settings, clock) as app:
+        out = await app.run("/campaign")
+        assert at("The freeze runs from Sun, Dec 20, 2026, 6:00 PM") in out
+        scheduler = ReminderScheduler(app.services)
+        old_start = datetime(2026, 12, 16, 9, 0, tzinfo=PARIS)
+        new_start = datetime(2026, 12, 20, 18, 0, tzinfo=PARIS)
+        assert await scheduler.fire_due(old_start) == []
+        assert "start" in await scheduler.fire_due(new_start)
+
+
+async def test_window_without_a_time_starts_at_midnight_and_lasts_24_hours(bot: App) -> None:
+    out = await bot.run(":organizer on\n/campaign window 2026-12-18")
+    assert "Fri, Dec 18, 2026, 12:00" in out and "Sat, Dec 19, 2026, 12:00" in out
+
+
+async def test_reminders_a_new_window_puts_in_the_past_are_switched_off(
+    bot: App, clock: Clock
+) -> None:
+    await subscribers(bot)
+    clock.now = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)
+    out = await bot.run(":as org\n:private\n:organizer on\n/campaign window 2026-12-10 13:45")
+    assert (
+        "These reminders' moments have already passed, so they are now off: before_24h and "
+        "before_1h."
+    ) in out
+    assert "• before_24h: off" in out and "• before_1h: off" in out
+    assert at("• start: Thu, Dec 10, 2026, 1:45 PM, to come") in out
+    # nothing is sent late for them
+    scheduler = ReminderScheduler(bot.services)
+    assert await scheduler.fire_due(clock.now) == []
+
+
+# -- moving and switching off a rung ----------------------------------------------------------
+
+
+async def test_a_moved_rung_fires_at_its_new_moment_and_a_rung_off_never(
+    settings: Settings, clock: Clock
+) -> None:
+    async with running(settings, clock) as app:
+        await subscribers(app)
+        out = await app.run(":as org\n:private\n:organizer on\n/campaign reminder before_1h 2h")
+        assert (
+            at("Done: the before_1h reminder will now go out on Wed, Dec 16, 2026, 7:00 AM.") in out
+        )
+        out = await app.run("/campaign reminder checkin off")
+        assert "Done: the checkin reminder is now off." in out
+        assert "• checkin: off" in out
+
+        scheduler = ReminderScheduler(app.services)
+        outbox = outbox_for(app)
+        seven = datetime(2026, 12, 16, 7, 0, tzinfo=PARIS)
+        assert await scheduler.fire_due(seven - timedelta(minutes=1)) == []
+        assert await scheduler.fire_due(seven) == ["before_1h"]
+        delivered = await sent(app, outbox)  # the text says how long is left now
+        assert "bot → dm-lea: The freeze starts in 2 hours. Get ready" in delivered
+        assert "bot → dm-karim: Le gel commence dans 2 heures." in delivered
+        assert at("The freeze runs from Wed, Dec 16, 2026, 9:00 AM") in delivered
+        clock.now = seven + timedelta(minutes=5)
+        out = await app.run("/campaign")
+        assert at("• before_1h: Wed, Dec 16, 2026, 7:00 AM, sent") in out
+        assert at("• start: Wed, Dec 16, 2026, 9:00 AM, to come") in out
+
+        end = datetime(2026, 12, 17, 9, 0, tzinfo=PARIS)
+        assert await scheduler.fire_due(end) == ["end"]
+        await sent(app, outbox)
+        assert await scheduler.fire_due(end + timedelta(hours=1)) == []  # no check-in
+        assert await sent(app, outbox) == ""
+
+    # After a restart the rung is still off (an organizer's ladder is never seeded again),
+    # and a new window keeps the moved rung two hours before the start.
+    async with running(settings, clock) as app:
+        out = await app.run(":as org\n:private\n:organizer on\n/campaign window 2026-12-18 09:00")
+        assert at("• before_1h: Fri, Dec 18, 2026, 7:00 AM, to come") in out
+        assert "• checkin: off" in out
+        assert "checkin" not in await ReminderScheduler(app.services).ladder()
+        out = await app.run("/campaign reminder checkin on")
+        assert at("• checkin: Sat, Dec 19, 2026, 10:00 AM, to come") in out
+
+
+async def test_every_rung_off_stays_off_after_a_restart(settings: Settings, clock: Clock) -> None:
+    async with running(settings, clock) as app:
+        await app.run(":organizer on")
+        for rung in ("before_24h", "before_1h", "start", "end", "checkin"):
+            await app.run(f"/campaign reminder {rung} off")
+    async with running(settings, clock) as app:
+        assert await ReminderScheduler(app.services).ladder() == {}
+        out = await app.run(":organizer on\n/campaign")
+        assert out.count(": off") == 5
+
+
+# -- the running scheduler follows a change at once (real time, real APScheduler) ----------
+
+
+async def test_the_running_scheduler_rebuilds_at_once_and_sends_a_moved_rung_once(
+    tmp_path: Path,
+) -> None:
+    real = datetime.now(UTC)
+    settings = make_settings(
+        tmp_path,
+        campaign_start=(real + timedelta(days=30)).isoformat(),
+        campaign_end=(real + timedelta(days=31)).isoformat(),
+    )
+    async with running(settings) as app:
+        await subscribers(app)  # four recipients on the console
+        fired = asyncio.Event()
+        # At 0.01 message/s the fan-out of four takes 400 s: a moment's job runs 8 minutes
+        # early, so a start a few minutes from now is due at once.
+        scheduler = ReminderScheduler(app.services, fired.set, rates={"console": 0.01})
+        await scheduler.start()
+        try:
+            soon = (real + timedelta(minutes=4)).astimezone(PARIS).replace(second=0, microsecond=0)
+            out = await app.run(
+                f":as org\n:private\n:organizer on\n/campaign window {soon:%Y-%m-%d %H:%M}"
+            )
+            assert "so they are now off: before_24h and before_1h." in out
+            await asyncio.wait_for(fired.wait(), timeout=10)
+            outbox = outbox_for(app)
+            delivered = await sent(app, outbox)
+            assert "bot → dm-lea: Freeze your accounts now" in delivered
+            assert "bot → console-community: Gelez vos comptes maintenant" in delivered
+            assert delivered.count("bot →") == 4
+
+            # Another change rebuilds the jobs again: the start is not sent a second time.
+            fired.clear()
+            await app.run("/campaign reminder checkin 2h")
+            await asyncio.sleep(0.5)
+            assert not fired.is_set()
+            assert await sent(app, outbox) == ""
+            assert ", sent" in await app.run("/campaign")
+        finally:
+            await scheduler.stop()
+        assert scheduler.rebuild not in app.services.schedule_listeners
+
+
+# -- refusals and bad input -----------------------------------------------------------------
+
+
+async def test_volunteers_cannot_change_the_schedule(bot: App) -> None:
+    for line in (
+        "/campaign window 2026-12-20 18:00",
+        "/campaign reminder checkin off",
+        "/campaign rappel checkin off",
+    ):
+        out = await bot.run(line)
+        assert "only the campaign's organizers can change the freeze window" in out
+    out = await bot.run(":organizer on\n/campaign")
+    assert at("• checkin: Thu, Dec 17, 2026, 10:00 AM, to come") in out
+    assert at("The freeze runs from Wed, Dec 16, 2026, 9:00 AM") in out
+
+
+BAD = {
+    "en": {
+        "date": "I could not read “2026-13-45 18:00” as a date and time.",
+        "words": "I could not read “tomorrow evening” as a date and time.",
+        "length": "I could not read “200h” as a length between 1 hour and 7 days",
+        "over": "would already be over. Nothing changed.",
+        "rung": "There is no reminder called “lunch”.",
+        "offset": "I could not read “soon” as a length of up to 7 days",
+        "passed": "which has already passed. Nothing changed.",
+    },
+    "fr": {
+        "date": "Je n’ai pas pu lire «\u00a02026-13-45 18:00\u00a0» comme une date et une heure.",
+        "words": "Je n’ai pas pu lire «\u00a0tomorrow evening\u00a0» comme une date",
+        "length": "Je n’ai pas pu lire «\u00a0200h\u00a0» comme une durée comprise entre",
+        "over": "serait déjà terminé. Rien n’a changé.",
+        "rung": "Il n’y a pas de rappel nommé «\u00a0lunch\u00a0».",
+        "offset": "Je n’ai pas pu lire «\u00a0soon\u00a0» comme une durée de 7 jours au plus",
+        "passed": "une heure déjà passée. Rien n’a changé.",
+    },
+    "ar": {
+        "date": "لم أتمكن من قراءة «\u20682026-13-45 18:00\u2069» كتاريخ ووقت.",
+        "words": "لم أتمكن من قراءة «\u2068tomorrow evening\u2069» كتاريخ ووقت.",
+        "length": "لم أتمكن من قراءة «\u2068200h\u2069» كمدة بين ساعة واحدة و7 أيام",
+        "over": "سيكون قد انتهى بالفعل. لم يتغير شيء.",
+        "rung": "لا يوجد تذكير باسم «\u2068lunch\u2069».",
+        "offset": "لم أتمكن من قراءة «\u2068soon\u2069» كمدة لا تتجاوز 7 أيام",
+        "passed": "وهو موعد فات بالفعل. لم يتغير شيء.",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", sorted(BAD))
+async def test_bad_input_gets_a_clear_answer_in_each_language_and_changes_nothing(
+    bot: App, clock: Clock, lang: str
+) -> None:
+    says = BAD[lang]
+    await bot.run(f":organizer on\n:hint {lang}\n:private")
+    before = await bot.run("/campaign")
+    assert says["date"] in await bot.run("/campaign window 2026-13-45 18:00")
+    assert says["words"] in await bot.run("/campaign window tomorrow evening")
+    assert says["length"] in await bot.run("/campaign window 2026-12-20 18:00 200h")
+    assert says["over"] in await bot.run("/campaign window 2026-11-20 09:00")
+    assert says["rung"] in await bot.run("/campaign reminder lunch 2h")
+    assert says["offset"] in await bot.run("/campaign reminder before_1h soon")
+    clock.now = datetime(2026, 12, 15, 12, 0, tzinfo=UTC)
+    assert says["passed"] in await bot.run("/campaign reminder before_24h 30h")
+    clock.now = NOW
+    assert await bot.run("/campaign") == before  # nothing changed
+    assert "Something went wrong" not in before
+
+
+async def test_the_window_command_explains_itself_when_left_empty(bot: App) -> None:
+    out = await bot.run(":organizer on\n/campaign window")
+    assert "Write the start of the freeze in the campaign's time zone" in out
+    out = await bot.run("/campaign reminder before_1h")
+    assert "Name a reminder and when it goes, for example /campaign reminder before_1h 2h" in out
+    out = await bot.run("/campaign fenêtre 2026-12-20 18:00 1j12h")  # French words work too
+    assert at("Sun, Dec 20, 2026, 6:00 PM to Tue, Dec 22, 2026, 6:00 AM") in out
+
+
+# -- periodic tally posts ---------------------------------------------------------------------
+
+
+def in_community(chat: str, command: str, text: str = "", user: str = "org") -> Invocation:
+    """A command typed in another community than the console's own."""
+    return Invocation(
+        platform=Platform.CONSOLE,
+        user_id=user,
+        chat_id=chat,
+        chat_kind=ChatKind.GROUP,
+        command=command,
+        text=text,
+        is_organizer=user == "org",
+    )
+
+
+async def communities(app: App) -> None:
+    """console-community (French) and ar-community (Arabic) turn tally posts on;
+    en-community does not. Two volunteers pledge."""
+    out = await app.run(":as org\n:organizer on\n/language fr group\n/tallypost on")
+    assert "Désormais, cette communauté reçoit le nombre d’engagements toutes les 24 heures." in out
+    await app.dispatcher.handle(in_community("ar-community", "language", "ar group"))
+    replies = await app.dispatcher.handle(in_community("ar-community", "tallypost", "on"))
+    assert "كل \u206824\u2069 ساعة" in replies[0].text
+    await app.dispatcher.handle(in_community("en-community", "language", "en group"))
+    await app.run(":as amina\n:organizer off\n/pledge")
+    await app.dispatcher.handle(in_community("en-community", "pledge", user="sam"))
+
+
+async def test_one_tally_post_per_slot_in_each_communitys_language(
+    settings: Settings, clock: Clock
+) -> None:
+    async with running(settings, clock) as app:
+        await communities(app)
+        scheduler = ReminderScheduler(app.services)
+        outbox = outbox_for(app)
+        clock.now = datetime(2026, 12, 2, 0, 5, tzinfo=UTC)  # a daily slot began at midnight
+        made = await scheduler.fire_tally()
+        assert made is not None and made.recipients == 2
+        delivered = await sent(app, outbox)
+        assert "bot → console-community: Arrêtez la haine pour le profit\u00a0: où en" in delivered
+        assert "2 personnes se sont engagées au total." in delivered
+        assert "bot → ar-community: حملة “Stop Hate For Profit”: أين وصلنا." in delivered
+        assert "تعهّد متطوعان في المجموع." in delivered
+        assert "en-community" not in delivered
+        assert delivered.count("bot →") == 2
+
+        # Later in the same slot: nothing new, whoever fires.
+        clock.now += timedelta(hours=20)
+        assert await scheduler.fire_tally() is None
+        assert await sent(app, outbox) == ""
+
+    # A restart within the slot's first hour catches up on the slot, which was already posted.
+    clock.now = datetime(2026, 12, 2, 0, 30, tzinfo=UTC)
+    async with running(settings, clock) as app:
+        scheduler = ReminderScheduler(app.services)
+        await scheduler.start()
+        await scheduler.stop()
+        outbox = outbox_for(app)
+        assert await sent(app, outbox) == ""
+
+        # The next slot posts again, with the count of then; one community turned it off.
+        await app.run(":as lea\n:hint en\n/pledge")
+        await app.run(":as org\n:organizer on\n/tallypost off")
+        clock.now = datetime(2026, 12, 3, 0, 0, 1, tzinfo=UTC)
+        made = await ReminderScheduler(app.services).fire_tally()
+        assert made is not None and made.recipients == 1
+        delivered = await sent(app, outbox)
+        assert "bot → ar-community:" in delivered
+        assert "تعهّد \u20683\u2069 متطوعين في المجموع." in delivered
+        assert "console-community" not in delivered
+
+
+async def test_a_restart_after_a_missed_slot_start_posts_it_once(
+    settings: Settings, clock: Clock
+) -> None:
+    async with running(settings, clock) as app:
+        await communities(app)
+    clock.now = datetime(2026, 12, 2, 0, 20, tzinfo=UTC)  # the bot was down at midnight
+    async with running(settings, clock) as app:
+        for _ in range(2):  # two restarts in a row
+            scheduler = ReminderScheduler(app.services)
+            await scheduler.start()
+            await scheduler.stop()
+        delivered = await sent(app, outbox_for(app))
+        assert delivered.count("bot →") == 2
+
+
+async def test_the_tally_post_shows_who_froze_after_the_freeze(bot: App, clock: Clock) -> None:
+    await communities(bot)
+    await bot.run(":as amina\n/done")
+    clock.now = datetime(2026, 12, 18, 0, 0, tzinfo=UTC)
+    await ReminderScheduler(bot.services).fire_tally()
+    delivered = await sent(bot, outbox_for(bot))
+    assert "Dont 1 qui a gelé ses comptes." in delivered
+    assert "جمّد واحد منهم حساباته." in delivered
+
+
+async def test_tallypost_is_for_organizers_in_a_community(bot: App) -> None:
+    assert "only the campaign's organizers can use /tallypost" in await bot.run("/tallypost on")
+    out = await bot.run(":organizer on\n:private\n/tallypost on")
+    assert "/tallypost works only in a community group, not in a private chat." in out
+    out = await bot.run(":group\n/tallypost")
+    assert "This community gets no periodic pledge count. To turn it on, send /tallypost on." in (
+        out
+    )
+    await bot.run("/subscribe off")
+    out = await bot.run("/tallypost on")
+    assert "From now on this community gets the pledge count every 24 hours." in out
+    assert "This community is unsubscribed, so nothing will be posted until an organizer" in out
+    made = await ReminderScheduler(bot.services).fire_tally()
+    assert made is not None and made.recipients == 0
