@@ -4,11 +4,11 @@ Broadcasts are expanded into delivery rows by storage in one transaction; this m
 claims pending rows, renders each in its recipient's language, hands it to the platform's
 transport and records the outcome.
 
-Each platform keeps at most `transport.window` rows in flight: a row is claimed (marked in
-flight) just before it goes, and claimed rows are topped up as sends finish, so the pacer
-never starves and a crash leaves at most one window in flight. After a crash those rows are
-resent where the platform deduplicates (a transport with `resend_inflight`) and marked
-unknown elsewhere, so nobody gets a message twice. A rate-limited destination gives its row
+Each platform keeps at most `transport.window` rows claimed (in flight), topped up as
+sends finish, so the pacer never starves. A claimed row is marked as sending just before
+its request goes out. After a crash, rows that never went out are simply sent; rows that
+did are resent where the platform deduplicates by nonce (a transport's `resend_within`) and
+marked unknown elsewhere, so nobody gets a message twice. A rate-limited destination gives its row
 back with a time to wait (`RetryLater`) instead of holding a place in the window; passing
 failures come back with exponential backoff, a few times.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 BACKOFF = 2.0  # seconds before the first retry of a passing failure, doubled each time
 IDLE_WAKE = 5.0  # seconds between two looks at the outbox when nothing wakes the sender
+STOP_GRACE = 10.0  # seconds a stopping sender waits for the messages it is sending
 
 
 class Outcome(StrEnum):
@@ -54,18 +56,28 @@ class RetryLater(Exception):
         self.seconds = seconds
 
 
+OnSend = Callable[[], Awaitable[None]]
+
+
 class Transport(Protocol):
     """What a front-end offers the outbox: one message to one address."""
 
     platform: str
-    resend_inflight: bool  # the platform drops a resend with the same nonce
+    # How long the platform drops a resend with the same nonce (None: it cannot), so a
+    # message that was going out at a crash is resent within that time, else unknown.
+    resend_within: timedelta | None
     window: int  # how many deliveries may be in flight at once
 
     async def deliver(
-        self, address: str, text: str, nonce: str, buttons: tuple[Button, ...] = ()
+        self,
+        address: str,
+        text: str,
+        nonce: str,
+        buttons: tuple[Button, ...] = (),
+        on_send: OnSend | None = None,
     ) -> Outcome:
-        """Send text (and buttons) to address; nonce identifies the delivery; may raise
-        RetryLater."""
+        """Send text (and buttons) to address, awaiting on_send just before the first
+        request goes out; nonce identifies the delivery; may raise RetryLater."""
         ...
 
 
@@ -86,11 +98,16 @@ class Outbox:
     async def recover(self) -> None:
         """Settle rows a previous process left in flight."""
         for platform, transport in self.transports.items():
-            count = await self.services.storage.recover_inflight(
-                platform, resend=transport.resend_inflight
+            settled = await self.services.storage.recover_inflight(
+                platform, transport.resend_within
             )
-            if count:
-                log.warning("outbox: %d %s deliveries were in flight at a crash", count, platform)
+            if any(settled.values()):
+                log.warning(
+                    "outbox: %s deliveries in flight at a crash: %d to send again, %d unknown",
+                    platform,
+                    settled["pending"],
+                    settled["unknown"],
+                )
 
     def wake(self) -> None:
         """New rows are waiting."""
@@ -108,24 +125,31 @@ class Outbox:
         window = max(1, transport.window)
         running: set[asyncio.Task[None]] = set()
         handled = 0
-        while True:
-            free = window - len(running)
-            # Top up by a quarter window at a time: fewer claims, the pacer never starves.
-            if free >= max(1, window // 4):
-                batch = await storage.claim_deliveries(transport.platform, free)
-                for delivery in batch:
-                    running.add(asyncio.create_task(self._send(transport, delivery)))
-                handled += len(batch)
-                if not batch:
-                    if not running:
-                        return handled
-                    await asyncio.wait(running)  # then look again: retries may be due
-                    running.clear()
-                    continue
-            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    log.error("outbox: recording a delivery failed", exc_info=task.exception())
+        try:
+            while True:
+                free = window - len(running)
+                # Top up a quarter window at a time: fewer claims, the pacer never starves.
+                if free >= max(1, window // 4):
+                    batch = await storage.claim_deliveries(transport.platform, free)
+                    for delivery in batch:
+                        running.add(asyncio.create_task(self._send(transport, delivery)))
+                    handled += len(batch)
+                    if not batch:
+                        if not running:
+                            return handled
+                        await asyncio.wait(running)  # then look again: retries may be due
+                        running.clear()
+                        continue
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is not None:
+                        log.error("outbox: recording a delivery failed", exc_info=task.exception())
+        except asyncio.CancelledError:
+            # Stopping: let the sends already under way finish and be recorded, so a clean
+            # shutdown leaves nothing in flight (and nothing unknown on Telegram).
+            if running:
+                await asyncio.wait(running, timeout=STOP_GRACE)
+            raise
 
     async def _send(self, transport: Transport, delivery: Delivery) -> None:
         finished = await self._attempt(transport, delivery)
@@ -135,8 +159,14 @@ class Outbox:
         text, buttons = await self._compose(delivery)
         if not text:
             return Finished(delivery.id, "failed")
+
+        async def on_send() -> None:
+            await self.services.storage.mark_sending(delivery.id)
+
         try:
-            outcome = await transport.deliver(delivery.address, text, f"d{delivery.id}", buttons)
+            outcome = await transport.deliver(
+                delivery.address, text, f"d{delivery.id}", buttons, on_send
+            )
         except RetryLater as wait:
             later = datetime.now(UTC) + timedelta(seconds=wait.seconds)
             return Finished(delivery.id, "pending", later, counted=False)

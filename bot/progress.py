@@ -30,9 +30,14 @@ def remaining(counts: dict[str, int]) -> int:
 def progress_text(counts: dict[str, int]) -> str:
     """Where a broadcast stands, in the current language."""
     failed = counts.get("failed", 0) + counts.get("unreachable", 0) + counts.get("unknown", 0)
+    total = sum(counts.values())
     return "\n".join(
         (
-            _("Sending your announcement…"),
+            ngettext(
+                "Sending your announcement to {count} recipient.",
+                "Sending your announcement to {count} recipients.",
+                total,
+            ),
             _("Delivered: {count}", count=counts.get("sent", 0)),
             _("Failed: {count}", count=failed),
             _("Remaining: {count}", count=remaining(counts)),

@@ -7,7 +7,7 @@ import re
 
 from bot import i18n
 from bot.core import Button, Invocation, Reply, Visibility, private
-from bot.i18n import N_, Raw, _, ngettext
+from bot.i18n import N_, Raw, _
 from bot.progress import progress_text
 from bot.registry import Arg, Command
 from bot.services import Services
@@ -91,14 +91,7 @@ async def announce_send(invocation: Invocation, services: Services) -> list[Repl
     # The front-end keeps this message up to date as the broadcast goes (bot.progress).
     return [
         Reply(
-            text=paragraphs(
-                ngettext(
-                    "Sending your announcement to {count} recipient.",
-                    "Sending your announcement to {count} recipients.",
-                    made.recipients,
-                ),
-                progress_text({"pending": made.recipients}),
-            ),
+            text=progress_text({"pending": made.recipients}),
             visibility=Visibility.PRIVATE,
             progress=made.id,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -262,9 +262,21 @@ class Storage(abc.ABC):
         """When the platform's earliest waiting delivery comes due (None: nothing waits)."""
 
     @abc.abstractmethod
-    async def recover_inflight(self, platform: str, resend: bool) -> int:
-        """After a crash: deliveries left in flight go back to pending (resend) or unknown."""
+    async def mark_sending(self, delivery_id: int) -> None:
+        """A claimed delivery's request is about to go out."""
+
+    @abc.abstractmethod
+    async def recover_inflight(
+        self, platform: str, resend_within: timedelta | None
+    ) -> dict[str, int]:
+        """After a crash, settle the platform's rows left in flight: those never sent go back
+        to pending; those sent within `resend_within` (a platform that deduplicates) too;
+        the rest become unknown. How many went each way ("pending", "unknown")."""
 
     @abc.abstractmethod
     async def delivery_counts(self, broadcast_id: int) -> dict[str, int]:
         """How many deliveries of a broadcast are in each state."""
+
+    @abc.abstractmethod
+    async def broadcasts_made(self, keys: list[str]) -> set[str]:
+        """Which of these idempotency keys already have their broadcast (a rung sent)."""

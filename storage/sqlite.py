@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -642,7 +642,7 @@ class SQLiteStorage(Storage):
         def op(db: sqlite3.Connection) -> list[Delivery]:
             rows = db.execute(
                 "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1, "
-                "updated_at = ? WHERE id IN (SELECT id FROM deliveries "
+                "sending_at = NULL, updated_at = ? WHERE id IN (SELECT id FROM deliveries "
                 "WHERE platform = ? AND state = 'pending' "
                 "AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT ?) "
                 "RETURNING id, broadcast_id, platform, address, language, attempts, "
@@ -704,18 +704,42 @@ class SQLiteStorage(Storage):
 
         return await self._call(op)
 
-    async def recover_inflight(self, platform: str, resend: bool) -> int:
-        """After a crash: deliveries left in flight go back to pending (resend) or unknown."""
-        state = "pending" if resend else "unknown"
+    async def mark_sending(self, delivery_id: int) -> None:
+        """A claimed delivery's request is about to go out."""
 
-        def op(db: sqlite3.Connection) -> int:
-            return int(
-                db.execute(
-                    "UPDATE deliveries SET state = ?, updated_at = ? "
-                    "WHERE platform = ? AND state = 'inflight'",
-                    (state, _now(), platform),
-                ).rowcount
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE deliveries SET sending_at = ? WHERE id = ? AND state = 'inflight'",
+                (_moment(datetime.now(UTC)), delivery_id),
             )
+
+        await self._call(op)
+
+    async def recover_inflight(
+        self, platform: str, resend_within: timedelta | None
+    ) -> dict[str, int]:
+        """After a crash, settle the platform's rows left in flight: those never sent go back
+        to pending; those sent within `resend_within` too; the rest become unknown."""
+
+        def op(db: sqlite3.Connection) -> dict[str, int]:
+            now = _now()
+            cutoff = (
+                _moment(datetime.now(UTC) - resend_within)
+                if resend_within is not None
+                else "9999"  # nothing was sent after this: resend none
+            )
+            pending = db.execute(
+                "UPDATE deliveries SET state = 'pending', sending_at = NULL, updated_at = ? "
+                "WHERE platform = ? AND state = 'inflight' "
+                "AND (sending_at IS NULL OR sending_at >= ?)",
+                (now, platform, cutoff),
+            ).rowcount
+            unknown = db.execute(
+                "UPDATE deliveries SET state = 'unknown', updated_at = ? "
+                "WHERE platform = ? AND state = 'inflight'",
+                (now, platform),
+            ).rowcount
+            return {"pending": int(pending), "unknown": int(unknown)}
 
         return await self._call(op)
 
@@ -728,6 +752,20 @@ class SQLiteStorage(Storage):
                 (broadcast_id,),
             ).fetchall()
             return {str(row[0]): int(row[1]) for row in rows}
+
+        return await self._call(op)
+
+    async def broadcasts_made(self, keys: list[str]) -> set[str]:
+        """Which of these idempotency keys already have their broadcast (a rung sent)."""
+        if not keys:
+            return set()
+
+        def op(db: sqlite3.Connection) -> set[str]:
+            rows = db.execute(
+                f"SELECT key FROM broadcasts WHERE key IN ({','.join('?' * len(keys))})",
+                tuple(keys),
+            ).fetchall()
+            return {str(row[0]) for row in rows}
 
         return await self._call(op)
 

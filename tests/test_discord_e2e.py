@@ -44,6 +44,8 @@ class World:
 
     async def restart(self) -> None:
         """A new client (and front-end) on the same storage: what a redeploy does."""
+        await self.frontend.boards.close()  # the old process's timers end with it
+        await self.frontend.progress.close()
         self.frontend = DiscordFrontend(self.services, self.frontend.dispatcher)
         await self.env.restart_bot(self.frontend.client)
 
@@ -310,3 +312,52 @@ async def test_a_reminder_reaches_the_board_channel_and_opted_in_members(world: 
     sends = [r for r in world.env.http_requests if r.method == "POST" and "nonce" in (r.json or {})]
     assert sends and all(r.json.get("enforce_nonce") for r in sends)
     assert await world.services.storage.delivery_counts(made.id) == {"sent": 2}
+
+
+async def test_an_announcement_shows_its_progress_then_a_report(world: World) -> None:
+    from bot.outbox import Outbox
+
+    await world.mod.slash(world.channel, "board")  # the community's channel for the outbox
+    for name in ("ana", "ben"):
+        member = world.member(name)
+        await member.slash(world.channel, "reminders", state="on")
+    preview = await world.mod.slash(world.channel, "announce", text="Freeze tomorrow!")
+    assert "Preview of your announcement:" in preview.response.content
+    sent = await world.mod.click(preview.response, label="Send to everyone")
+    assert "Sending your announcement to 3 recipients." in sent.response.content
+    assert "Remaining: 3" in sent.response.content and "Delivered: 0" in sent.response.content
+    outbox = Outbox(world.services)
+    outbox.register(world.frontend)
+    assert await outbox.drain() == 3
+    for _ in range(100):  # the progress message is edited within board_interval
+        await asyncio.sleep(0.05)
+        await world.env.settle()
+        if "delivered to 3 recipients" in sent.response.content:
+            break
+    assert "Your announcement was delivered to 3 recipients." in sent.response.content
+    assert "Remaining" not in sent.response.content
+
+
+async def test_the_checkin_button_in_a_private_message_counts_a_volunteer_as_done(
+    world: World,
+) -> None:
+    from bot.outbox import Outbox
+    from bot.scheduler import ReminderScheduler
+
+    ana = world.member("ana")
+    world.locale["locale"] = "fr"
+    await ana.slash(world.channel, "pledge")
+    await ana.slash(world.channel, "reminders", state="on")
+    outbox = Outbox(world.services)
+    outbox.register(world.frontend)
+    scheduler = ReminderScheduler(world.services, outbox.wake)
+    assert await scheduler.fire("checkin", (await scheduler.ladder())["checkin"]) is not None
+    assert await outbox.drain() == 2  # ana, and the server (no board channel there yet)
+    await world.env.settle()
+    checkin = ana.user.dm_channel.last_message
+    assert "Avez-vous gelé vos comptes" in checkin.content
+    await world.restart()  # the button outlives the process that sent it
+    pressed = await ana.user.click(checkin, custom_id="coalition:done")
+    assert "Merci d’avoir gelé vos comptes" in pressed.response.content
+    tally = await world.services.storage.tally(world.services.campaign.id, "discord", None)
+    assert (tally.total, tally.done) == (1, 1)

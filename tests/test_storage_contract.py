@@ -240,8 +240,36 @@ async def test_a_broadcast_expands_once_to_subscribers_in_their_languages(
         [Finished(telegram[0].id, "sent"), Finished(telegram[1].id, "pending")]
     )
     assert await storage.delivery_counts(first.id) == {"sent": 1, "pending": 1, "inflight": 1}
-    assert await storage.recover_inflight("discord", resend=False) == 1
+    await storage.mark_sending(discord.id)  # its request went out, then the process died
+    assert await storage.recover_inflight("discord", None) == {"pending": 0, "unknown": 1}
     assert (await storage.delivery_counts(first.id))["unknown"] == 1
+
+
+async def test_after_a_crash_only_what_went_out_is_in_doubt(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    for n in range(1, 5):
+        await storage.set_reminders(key(n), True, str(n), "telegram")
+    made = await storage.create_broadcast(c, "b1", "reminder", "start", "en")
+    assert made is not None
+    waiting, sent_now, sent_before, _ = await storage.claim_deliveries("telegram", 10)
+    await storage.mark_sending(sent_now.id)
+    await storage.mark_sending(sent_before.id)
+    # Resend what went out in the last minute (a platform remembering nonces that long):
+    # the row that never went out and the recent one are sent again, nothing is unknown.
+    assert await storage.recover_inflight("telegram", timedelta(minutes=1)) == {
+        "pending": 4,
+        "unknown": 0,
+    }
+    rows = {row.id: row for row in await storage.claim_deliveries("telegram", 10)}
+    assert waiting.id in rows and sent_now.id in rows
+    await storage.mark_sending(sent_now.id)
+    await asyncio.sleep(0.01)
+    # Resend only what went out in the last millisecond: the older send is now in doubt.
+    assert await storage.recover_inflight("telegram", timedelta(milliseconds=1)) == {
+        "pending": 3,
+        "unknown": 1,
+    }
+    assert (await storage.delivery_counts(made.id)) == {"pending": 3, "unknown": 1}
 
 
 async def test_a_delivery_told_to_wait_is_not_claimed_before_its_time(storage: Storage) -> None:
@@ -273,7 +301,10 @@ async def test_finishing_a_delivery_recovered_meanwhile_changes_nothing(storage:
     made = await storage.create_broadcast(c, "b1", "reminder", "start", "en")
     assert made is not None
     (row,) = await storage.claim_deliveries("discord", 10)
-    assert await storage.recover_inflight("discord", resend=True) == 1
+    assert await storage.recover_inflight("discord", timedelta(minutes=2)) == {
+        "pending": 1,
+        "unknown": 0,
+    }
     await storage.finish_deliveries([Finished(row.id, "failed")])  # a late, stale outcome
     assert await storage.delivery_counts(made.id) == {"pending": 1}
 

@@ -11,11 +11,12 @@ import asyncio
 import logging
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TextIO
 
 from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
-from bot.outbox import Outcome
+from bot.outbox import OnSend, Outcome
 from bot.progress import ProgressReports
 
 log = logging.getLogger(__name__)
@@ -170,14 +171,21 @@ class Console:
     # -- outbox transport: reminders and announcements arrive here ------------------------
 
     platform = Platform.CONSOLE.value
-    resend_inflight = True  # a terminal shows a resent line, nothing worse
+    resend_within = timedelta(days=365)  # a terminal shows a resent line, nothing worse
 
     window = 64  # deliveries in flight at once
 
     async def deliver(
-        self, address: str, text: str, nonce: str, buttons: tuple[Button, ...] = ()
+        self,
+        address: str,
+        text: str,
+        nonce: str,
+        buttons: tuple[Button, ...] = (),
+        on_send: OnSend | None = None,
     ) -> Outcome:
         """Show a message the outbox sends to a simulated chat, with its buttons."""
+        if on_send is not None:
+            await on_send()
         lines = text.split("\n")
         self._print(f"  bot → {address}: {lines[0]}")
         for extra in lines[1:]:

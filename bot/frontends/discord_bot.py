@@ -13,7 +13,9 @@ import asyncio
 import inspect
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import discord
@@ -24,7 +26,7 @@ from bot.boards import BoardUpdater
 from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
 from bot.i18n import P_
-from bot.outbox import Outcome, RetryLater
+from bot.outbox import OnSend, Outcome, RetryLater
 from bot.pacing import Pacer
 from bot.progress import Edit, ProgressReports
 from bot.registry import Command
@@ -38,6 +40,7 @@ PLEDGE_BUTTON_ID = "coalition:pledge"
 # Buttons under outbox messages (the check-in's "I froze my accounts") outlive the process:
 # their custom id names the command they run, and a persistent view answers them.
 OUTBOX_ACTIONS = ("done",)
+DM_CACHE = 50_000  # private channel ids remembered (user id -> channel id)
 SEND_ATTEMPTS = 4
 # Unknown Message, Cannot edit a message authored by another user, archived-thread edits.
 REPOST_CODES = frozenset({10008, 50005, 50083})
@@ -67,6 +70,7 @@ COMMAND_NAMES = (
     P_("command name", "forget"),
     P_("command name", "announce"),
     P_("command name", "done"),
+    P_("command name", "tallypost"),
 )
 NAME_CONTEXT = "command name"
 
@@ -166,6 +170,7 @@ class DiscordFrontend:
         )
         services.count_listeners.append(lambda: self.boards.touch(None))
         self.progress = ProgressReports(services, settings.board_interval)
+        self._dm_channels: OrderedDict[int, int] = OrderedDict()
         self.client = self.build_client()
 
     # -- construction -------------------------------------------------------------------
@@ -405,8 +410,7 @@ class DiscordFrontend:
             except discord.HTTPException:
                 if not final:
                     raise
-                await self.pacer.overall_slot()
-                channel = await self.client.create_dm(discord.Object(user_id))
+                channel = await self._dm_channel(user_id)
                 for piece in split_text(text, CONTENT_LIMIT):
                     await channel.send(piece)
 
@@ -477,7 +481,23 @@ class DiscordFrontend:
     # -- outbox transport --------------------------------------------------------------
 
     platform = Platform.DISCORD.value
-    resend_inflight = True  # every send carries a nonce Discord enforces: no duplicates
+    # Every send carries a nonce Discord enforces for "the past few minutes": a message going
+    # out at a crash is resent (and dropped by Discord if it had arrived) within two.
+    resend_within = timedelta(minutes=2)
+
+    async def _dm_channel(self, user_id: int) -> discord.PartialMessageable:
+        """A volunteer's private channel; opening one is a request of its own, so the ids
+        of the channels already open are remembered (a bounded cache)."""
+        channel_id = self._dm_channels.get(user_id)
+        if channel_id is None:
+            await self.pacer.overall_slot()
+            channel_id = (await self.client.create_dm(discord.Object(user_id))).id
+            self._dm_channels[user_id] = channel_id
+            if len(self._dm_channels) > DM_CACHE:
+                self._dm_channels.popitem(last=False)
+        else:
+            self._dm_channels.move_to_end(user_id)
+        return self.client.get_partial_messageable(channel_id, type=discord.ChannelType.private)
 
     def _outbox_view(self, buttons: tuple[Button, ...]) -> ActionView | None:
         """The buttons of an outbox message. The view is stopped before it is sent, so
@@ -495,7 +515,12 @@ class DiscordFrontend:
         return max(8, math.ceil(self.pacer.overall_rate))
 
     async def deliver(
-        self, address: str, text: str, nonce: str, buttons: tuple[Button, ...] = ()
+        self,
+        address: str,
+        text: str,
+        nonce: str,
+        buttons: tuple[Button, ...] = (),
+        on_send: OnSend | None = None,
     ) -> Outcome:
         """Send one outbox message: to a volunteer privately, or to a community's board
         channel; the nonce lets Discord drop a resend after a crash."""
@@ -505,8 +530,7 @@ class DiscordFrontend:
         try:
             channel: discord.abc.Messageable
             if community is None:  # a volunteer: a private message
-                await self.pacer.overall_slot()
-                channel = await self.client.create_dm(discord.Object(int(address)))
+                channel = await self._dm_channel(int(address))
                 channel_id = channel.id
             else:
                 if not community.board_ref:
@@ -518,6 +542,8 @@ class DiscordFrontend:
                 if wait := self.pacer.paused_for(channel_id):
                     raise RetryLater(wait)
                 await self.pacer.slot(channel_id, group=community is not None)
+                if number == 1 and on_send is not None:
+                    await on_send()
                 # One nonce per piece, derived from the delivery: Discord enforces it.
                 kwargs: dict[str, Any] = {"nonce": f"{nonce}:{number}"[:25]}
                 if view is not None and number == len(pieces):

@@ -49,7 +49,7 @@ from bot.boards import BoardUpdater
 from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
 from bot.i18n import Raw, _
-from bot.outbox import Outcome, RetryLater
+from bot.outbox import OnSend, Outcome, RetryLater
 from bot.pacing import Pacer
 from bot.progress import ProgressReports
 from bot.services import Services
@@ -67,7 +67,7 @@ GROUP_ANONYMOUS_BOT = 1087968824
 ADMIN_CACHE_SECONDS = 60.0
 TOAST_LIMIT = 200
 COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "start", "done"})
-ORGANIZER_AWARE = frozenset({"board", "subscribe", "language", "help"})
+ORGANIZER_AWARE = frozenset({"board", "subscribe", "language", "help", "tallypost"})
 SEND_ATTEMPTS = 4
 
 
@@ -507,7 +507,7 @@ class TelegramFrontend:
     # -- outbox transport ----------------------------------------------------------------------
 
     platform = Platform.TELEGRAM.value
-    resend_inflight = False  # Telegram cannot deduplicate: a row in flight at a crash is unknown
+    resend_within = None  # Telegram cannot deduplicate: a message going out at a crash is unknown
 
     @property
     def window(self) -> int:
@@ -516,7 +516,12 @@ class TelegramFrontend:
         return max(8, math.ceil(self.pacer.overall_rate))
 
     async def deliver(
-        self, address: str, text: str, nonce: str, buttons: tuple[Button, ...] = ()
+        self,
+        address: str,
+        text: str,
+        nonce: str,
+        buttons: tuple[Button, ...] = (),
+        on_send: OnSend | None = None,
     ) -> Outcome:
         """Send one outbox message to a chat, paced; how it went. A chat held by a 429
         gives its turn back (RetryLater) instead of holding a place in the window."""
@@ -528,6 +533,8 @@ class TelegramFrontend:
             if wait := self.pacer.paused_for(chat_id):
                 raise RetryLater(wait)
             await self.pacer.slot(chat_id, group=chat_id < 0)
+            if number == 1 and on_send is not None:
+                await on_send()
             try:
                 await bot.send_message(
                     chat_id,

@@ -5,6 +5,12 @@ ALTER TABLE campaigns ADD COLUMN end_at TEXT;
 -- A delivery waiting out a 429 or a backoff is not claimed before this moment.
 ALTER TABLE deliveries ADD COLUMN not_before TEXT;  -- UTC, ISO 8601; NULL: at once
 
+-- When the request of a claimed delivery went out. A row claimed but not yet sent (still
+-- waiting for its turn in the pacer) has none: after a crash it is simply sent, never
+-- marked unknown; a row sent long ago is not resent on Discord (nonces are remembered
+-- only a few minutes).
+ALTER TABLE deliveries ADD COLUMN sending_at TEXT;  -- UTC, ISO 8601
+
 -- Progress of one broadcast (the /announce progress message) without a scan.
 CREATE INDEX deliveries_by_broadcast ON deliveries (broadcast_id, state);
 

@@ -1,10 +1,18 @@
-"""A small Discord REST server on 127.0.0.1 for rate-limit tests.
+"""A small Discord REST server on 127.0.0.1 for rate-limit and crash tests.
 
 simcord replaces discord.py's HTTP layer, so its buckets, headers and 429 handling never run
 there. This server is reached through discord.py's real HTTP client instead: it answers the
 few routes a bot uses to post and edit messages, with Discord's rate-limit headers, and
 Discord-shaped 429s (JSON body with ``retry_after`` and ``global``, a ``Via`` header, as
 discord.py expects from Discord itself rather than from Cloudflare).
+
+Private messages work as on Discord: ``GET /users/{id}`` answers a user,
+``POST /users/@me/channels`` opens (or gives back) the one DM channel with a recipient, and
+``POST /channels/{id}/messages`` honours ``nonce`` with ``enforce_nonce``: a second message
+with the same nonce in the same channel within ``nonce_window`` seconds ("the past few
+minutes", in Discord's words) gets the original message back and creates nothing. The test
+reads what was really created from :attr:`created` and how many resends the nonce absorbed
+from :attr:`nonce_hits`.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import itertools
 import json
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -27,6 +36,8 @@ BOT_USER = {
     "avatar": None,
     "bot": True,
 }
+NONCE_MAX_LENGTH = 25  # Discord refuses a longer string nonce (Invalid Form Body)
+DM_CHANNEL = 1  # channel type of a direct message
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -42,12 +53,26 @@ class FakeDiscordREST:
     """Discord's REST routes for messages, with a global limit and per-channel buckets."""
 
     def __init__(
-        self, *, global_per_second: int = 50, per_channel: int = 5, channel_window: float = 5.0
+        self,
+        *,
+        global_per_second: int = 50,
+        per_channel: int = 5,
+        channel_window: float = 5.0,
+        nonce_window: float = 300.0,
     ) -> None:
         self.global_per_second = global_per_second
         self.per_channel = per_channel
         self.channel_window = channel_window
+        self.nonce_window = nonce_window
         self.accepted: list[tuple[str, int, dict[str, Any]]] = []
+        # channel id -> every message really created there, in order (resends absorbed by
+        # their nonce are not in it)
+        self.created: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        self.nonce_hits = 0  # messages not created because their nonce was seen already
+        self.dm_channels: dict[int, int] = {}  # recipient user id -> their DM channel id
+        # called with (channel id, message) as each message is created, before the answer
+        self.on_created: Callable[[int, dict[str, Any]], None] | None = None
+        self._nonces: dict[tuple[int, str], tuple[float, dict[str, Any]]] = {}
         self.rejected_429 = 0
         self.global_429 = 0
         self._global: deque[float] = deque()
@@ -61,6 +86,8 @@ class FakeDiscordREST:
     async def __aenter__(self) -> FakeDiscordREST:
         app = web.Application()
         app.router.add_get("/api/v10/users/@me", self._me)
+        app.router.add_post("/api/v10/users/@me/channels", self._open_dm)
+        app.router.add_get("/api/v10/users/{user}", self._user)
         app.router.add_get("/api/v10/oauth2/applications/@me", self._application)
         app.router.add_post("/api/v10/channels/{channel}/messages", self._post)
         app.router.add_patch("/api/v10/channels/{channel}/messages/{message}", self._patch)
@@ -87,6 +114,18 @@ class FakeDiscordREST:
             return await original(route, **kwargs)
 
         client.http.request = request  # type: ignore[method-assign]
+
+    # -- observing ---------------------------------------------------------------------
+
+    @property
+    def created_count(self) -> int:
+        """How many messages were really created, in every channel."""
+        return sum(len(messages) for messages in self.created.values())
+
+    def dm_messages(self, user_id: int) -> list[dict[str, Any]]:
+        """The messages created in the DM channel with this user (none if never opened)."""
+        channel = self.dm_channels.get(user_id)
+        return list(self.created.get(channel, ())) if channel is not None else []
 
     # -- limits ------------------------------------------------------------------------
 
@@ -148,6 +187,45 @@ class FakeDiscordREST:
     async def _me(self, request: web.Request) -> web.Response:
         return _json(BOT_USER)
 
+    def _user_object(self, user_id: int) -> dict[str, Any]:
+        return {
+            "id": str(user_id),
+            "username": f"volunteer{user_id}",
+            "discriminator": "0",
+            "global_name": None,
+            "avatar": None,
+        }
+
+    async def _user(self, request: web.Request) -> web.Response:
+        try:
+            user_id = int(request.match_info["user"])
+        except ValueError:
+            return _json({"message": "404: Not Found", "code": 0}, 404)
+        return _json(self._user_object(user_id))
+
+    async def _open_dm(self, request: web.Request) -> web.Response:
+        """Create DM: the channel with that recipient, the same one every time."""
+        payload = await request.json()
+        try:
+            user_id = int(payload["recipient_id"])
+        except (KeyError, TypeError, ValueError):
+            return _json(
+                {"message": "Invalid Form Body", "code": 50035, "errors": {"recipient_id": {}}},
+                400,
+            )
+        channel = self.dm_channels.get(user_id)
+        if channel is None:
+            channel = self.dm_channels[user_id] = next(self._ids)
+        return _json(
+            {
+                "id": str(channel),
+                "type": DM_CHANNEL,
+                "last_message_id": None,
+                "flags": 0,
+                "recipients": [self._user_object(user_id)],
+            }
+        )
+
     async def _application(self, request: web.Request) -> web.Response:
         return _json(
             {
@@ -182,6 +260,7 @@ class FakeDiscordREST:
             "edited_timestamp": None,
             "flags": 0,
             "components": payload.get("components") or [],
+            **({"nonce": payload["nonce"]} if payload.get("nonce") is not None else {}),
         }
 
     async def _post(self, request: web.Request) -> web.Response:
@@ -190,8 +269,31 @@ class FakeDiscordREST:
         if limited is not None:
             return limited
         payload = await request.json()
+        nonce = payload.get("nonce")
+        if isinstance(nonce, str) and len(nonce) > NONCE_MAX_LENGTH:
+            return _json(
+                {
+                    "message": "Invalid Form Body",
+                    "code": 50035,
+                    "errors": {"nonce": {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH"}]}},
+                },
+                400,
+            )
         self.accepted.append(("POST", channel, payload))
-        return self._ok(channel, self._message(channel, next(self._ids), payload))
+        now = time.monotonic()
+        key = (channel, str(nonce))
+        if nonce is not None and payload.get("enforce_nonce"):
+            seen = self._nonces.get(key)
+            if seen is not None and now - seen[0] < self.nonce_window:
+                self.nonce_hits += 1
+                return self._ok(channel, seen[1])  # the original message; nothing new
+        message = self._message(channel, next(self._ids), payload)
+        self.created[channel].append(message)
+        if nonce is not None:
+            self._nonces[key] = (now, message)
+        if self.on_created is not None:
+            self.on_created(channel, message)
+        return self._ok(channel, message)
 
     async def _patch(self, request: web.Request) -> web.Response:
         channel = int(request.match_info["channel"])

@@ -769,6 +769,7 @@ class FakeTelegram:
         # observing
         self.requests: list[tuple[str, dict]] = []
         self.rejected_429: int = 0
+        self.rejected_at: list[float] = []  # monotonic times of the flood-limit 429s
         self.callback_answers: dict[str, dict] = {}
         self.pinned: dict[int, int] = {}
         self.reactions: list[dict] = []
@@ -1400,6 +1401,7 @@ class FakeTelegram:
                 waits.append(stamps[len(stamps) - limit] + span - now)
         if waits:
             self.rejected_429 += 1
+            self.rejected_at.append(now)
             seconds = max(1, math.ceil(max(waits)))
             raise ApiError(
                 429, f"Too Many Requests: retry after {seconds}", {"retry_after": seconds}
