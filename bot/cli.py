@@ -78,6 +78,7 @@ async def _run(settings: Settings, command: str) -> int:
             finally:
                 await scheduler.stop()
                 await outbox.stop()
+                await console.close()
             return 0
         web = WebServer(settings.web_host, settings.web_port)
         frontends: list[TelegramFrontend | DiscordFrontend] = []

@@ -44,8 +44,9 @@ class Outcome(StrEnum):
 
     SENT = "sent"
     UNREACHABLE = "unreachable"  # blocked, kicked, deleted: stop writing there
-    RETRY = "retry"  # a passing failure
+    RETRY = "retry"  # a passing failure, before anything went out
     FAILED = "failed"  # will not work
+    UNKNOWN = "unknown"  # it may have arrived, and the platform cannot deduplicate a resend
 
 
 class RetryLater(Exception):
@@ -87,13 +88,14 @@ class Outbox:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.transports: dict[str, Transport] = {}
-        self._wake = asyncio.Event()
+        self._wakes: dict[str, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
         self._announcements: dict[str, tuple[dict[str, str], str]] = {}
 
     def register(self, transport: Transport) -> None:
-        """Deliver this platform's rows through transport."""
+        """Deliver this platform's rows through transport; broadcasts now reach it."""
         self.transports[transport.platform] = transport
+        self.services.platforms = frozenset(self.transports)
 
     async def recover(self) -> None:
         """Settle rows a previous process left in flight."""
@@ -111,7 +113,8 @@ class Outbox:
 
     def wake(self) -> None:
         """New rows are waiting."""
-        self._wake.set()
+        for event in self._wakes.values():
+            event.set()
 
     async def drain(self) -> int:
         """Deliver everything due now, every platform at once; how many rows were handled."""
@@ -134,36 +137,38 @@ class Outbox:
                     for delivery in batch:
                         running.add(asyncio.create_task(self._send(transport, delivery)))
                     handled += len(batch)
-                    if not batch:
-                        if not running:
-                            return handled
-                        await asyncio.wait(running)  # then look again: retries may be due
-                        running.clear()
-                        continue
-                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task.exception() is not None:
-                        log.error("outbox: recording a delivery failed", exc_info=task.exception())
+                    if not batch and not running:
+                        return handled
+                # Wait for one send to end (or a second, for retries coming due), then top up:
+                # a slow send never holds back the rows behind it.
+                _done, running = await asyncio.wait(
+                    running, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
         except asyncio.CancelledError:
             # Stopping: let the sends already under way finish and be recorded, so a clean
             # shutdown leaves nothing in flight (and nothing unknown on Telegram).
             if running:
-                await asyncio.wait(running, timeout=STOP_GRACE)
+                _done, late = await asyncio.wait(running, timeout=STOP_GRACE)
+                for task in late:
+                    task.cancel()
             raise
 
     async def _send(self, transport: Transport, delivery: Delivery) -> None:
-        finished = await self._attempt(transport, delivery)
-        await self.services.storage.finish_deliveries([finished])
+        try:
+            finished = await self._attempt(transport, delivery)
+            await self.services.storage.finish_deliveries([finished])
+        except Exception:
+            # The row stays in flight; the next start settles it like a crash would.
+            log.exception("outbox: a %s delivery could not be recorded", delivery.platform)
 
     async def _attempt(self, transport: Transport, delivery: Delivery) -> Finished:
-        text, buttons = await self._compose(delivery)
-        if not text:
-            return Finished(delivery.id, "failed")
-
         async def on_send() -> None:
             await self.services.storage.mark_sending(delivery.id)
 
         try:
+            text, buttons = await self._compose(delivery)
+            if not text:
+                return Finished(delivery.id, "failed")
             outcome = await transport.deliver(
                 delivery.address, text, f"d{delivery.id}", buttons, on_send
             )
@@ -211,28 +216,33 @@ class Outbox:
                 )
             return text, ()
 
-    async def _next_wake(self) -> float:
-        """Seconds until the earliest waiting row comes due (at most IDLE_WAKE)."""
-        soonest = IDLE_WAKE
-        now = datetime.now(UTC)
-        for platform in self.transports:
-            due = await self.services.storage.next_due(platform)
-            if due is not None:
-                soonest = min(soonest, max(0.05, (due - now).total_seconds()))
-        return soonest
+    async def _next_wake(self, platform: str) -> float:
+        """Seconds until the platform's earliest waiting row comes due (at most IDLE_WAKE)."""
+        due = await self.services.storage.next_due(platform)
+        if due is None:
+            return IDLE_WAKE
+        return min(IDLE_WAKE, max(0.05, (due - datetime.now(UTC)).total_seconds()))
 
-    async def run(self) -> None:
-        """Drain whenever woken, and when waiting rows come due."""
+    async def _run(self, transport: Transport, wake: asyncio.Event) -> None:
+        """One platform's sender: drain whenever woken, and when waiting rows come due. Each
+        platform has its own, so a long broadcast on one never delays another's."""
         while True:
             try:
-                await self.drain()
-                timeout = await self._next_wake()
+                await self._drain(transport)
+                timeout = await self._next_wake(transport.platform)
             except Exception:
-                log.exception("outbox: drain failed; will try again")
+                log.exception("outbox: %s drain failed; will try again", transport.platform)
                 timeout = IDLE_WAKE
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            self._wake.clear()
+                await asyncio.wait_for(wake.wait(), timeout=timeout)
+            wake.clear()
+
+    async def run(self) -> None:
+        """Run every platform's sender until cancelled."""
+        self._wakes = {platform: asyncio.Event() for platform in self.transports}
+        for event in self._wakes.values():
+            event.set()  # a first look at once
+        await asyncio.gather(*(self._run(t, self._wakes[p]) for p, t in self.transports.items()))
 
     def start(self) -> None:
         """Drain in the background."""

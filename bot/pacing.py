@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 from aiolimiter import AsyncLimiter
 
 CHAT_MARGIN = 1.1
+STALE_TURN = 0.02  # seconds after which a turn given to a message has passed
 
 
 def _spaced(count: float, period: float, margin: float = 1.0) -> AsyncLimiter:
@@ -79,6 +81,16 @@ class Pacer:
         if group_limiter is not None:
             await group_limiter.acquire()
         await self._overall.acquire()
+
+    async def before_send(self, record: Callable[[], Awaitable[None]]) -> None:
+        """Run `record` (storing that a message goes out) between a turn and its request.
+        A slow record (a busy database) would hold the turns it was given and release them
+        together; so after one, the message waits for a fresh place in the overall budget."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await record()
+        if loop.time() - started > STALE_TURN:
+            await self._overall.acquire()
 
     async def overall_slot(self) -> None:
         """Wait for a place in the overall budget only (for sends already paced per chat)."""

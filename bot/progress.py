@@ -20,6 +20,7 @@ from handlers.common import paragraphs
 log = logging.getLogger(__name__)
 
 Edit = Callable[[str, bool], Awaitable[None]]  # (text, final) -> None
+MIN_INTERVAL = 0.05  # seconds: never a busy loop on the database
 
 
 def remaining(counts: dict[str, int]) -> int:
@@ -97,9 +98,10 @@ class ProgressReports:
 
     async def _follow(self, broadcast_id: int, locale: str, edit: Edit) -> None:
         shown = ""
+        editable = True  # until an edit fails (an expired interaction): then the report only
         catalog = self.services.catalogs.get(locale)
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(max(self.interval, MIN_INTERVAL))
             try:
                 counts = await self.services.storage.delivery_counts(broadcast_id)
             except Exception:
@@ -108,12 +110,13 @@ class ProgressReports:
             final = remaining(counts) == 0
             with i18n.use(catalog):
                 text = report_text(counts) if final else progress_text(counts)
-            if text != shown:
+            if text != shown and (editable or final):
                 try:
                     await edit(text, final)
                     shown = text
                 except Exception:
                     log.warning("progress: could not edit a progress message", exc_info=True)
+                    editable = False
             if final:
                 return
 

@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.campaign import load_ladder, reminder_key, reminder_subject
+from bot.campaign import LADDER, load_ladder, reminder_key, reminder_subject
 from bot.reminders import tally_subject
 from bot.services import Services
 from storage.base import Broadcast
@@ -83,6 +83,7 @@ class ReminderScheduler:
             "reminder",
             reminder_subject(rung, due, services.campaign),
             services.settings.default_language,
+            platforms=services.platforms,
         )
         if made is not None:
             log.info("reminder %s: %d recipients", rung, made.recipients)
@@ -94,9 +95,18 @@ class ReminderScheduler:
         fired = []
         lead = await self.lead()
         for rung, due in (await self.ladder()).items():
-            if due - lead <= now <= due + self.grace and await self.fire(rung, due) is not None:
+            early = self.early(rung, lead)
+            if due - early <= now <= due + self.grace and await self.fire(rung, due) is not None:
                 fired.append(rung)
         return fired
+
+    @staticmethod
+    def early(rung: str, lead: timedelta) -> timedelta:
+        """How early a rung's fan-out starts: the lead for the rungs before and at the start
+        (the last volunteer must have "freeze now" by then), none for the end and the
+        check-in ("the freeze is over" must not arrive before it is)."""
+        anchor, _offset = LADDER.get(rung, ("end", timedelta(0)))
+        return lead if anchor == "start" else timedelta(0)
 
     # -- tally posts ---------------------------------------------------------------------
 
@@ -124,6 +134,7 @@ class ReminderScheduler:
             services.settings.default_language,
             volunteers=False,
             tally_posts_only=True,
+            platforms=services.platforms,
         )
         if made is not None and made.recipients:
             log.info("tally post: %d communities", made.recipients)
@@ -157,12 +168,14 @@ class ReminderScheduler:
         assert self._scheduler is not None
         lead = await self.lead()
         for rung, due in (await self.ladder()).items():
+            early = self.early(rung, lead)
             self._scheduler.add_job(
                 self.fire,
-                DateTrigger(run_date=due - lead),
+                DateTrigger(run_date=due - early),
                 args=(rung, due),
                 id=f"{REMINDER_JOB}{rung}",
-                misfire_grace_time=int(self.grace.total_seconds()),
+                # still sent after a restart up to the grace past its moment, as fire_due says
+                misfire_grace_time=int((self.grace + early).total_seconds()),
                 coalesce=True,
                 replace_existing=True,
             )

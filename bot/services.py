@@ -32,6 +32,10 @@ class Services:
     campaign: Campaign
     flood: FloodGuard
     clock: Callable[[], datetime]
+    # The platforms the outbox sends on (set as transports register with it; None: all).
+    # Broadcasts expand only to them, so a platform without a token never collects rows
+    # that nobody would send.
+    platforms: frozenset[str] | None = None
     # Every board follows the overall total, so a count change anywhere touches them all.
     count_listeners: list[Callable[[], None]] = field(default_factory=list)
     # Whoever triggers the stored ladder (the running scheduler) rebuilds from it when told.

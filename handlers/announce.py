@@ -78,6 +78,7 @@ async def announce_send(invocation: Invocation, services: Services) -> list[Repl
         "announcement",
         raw,
         services.settings.default_language,
+        platforms=services.platforms,
     )
     if made is None:
         return private(_("This announcement was already sent."))

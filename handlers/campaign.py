@@ -383,8 +383,7 @@ async def store(
     """Store an organizer's window and ladder, use them from now on, and reschedule."""
     campaign = services.campaign
     # The stored window also marks the ladder as the organizers': an empty one stays empty.
-    await services.storage.set_window(campaign.id, start, end)
-    await services.storage.set_schedule(campaign.id, ladder)
+    await services.storage.set_window(campaign.id, start, end, ladder)
     services.campaign = replace(
         campaign, start=start.astimezone(campaign.zone), end=end.astimezone(campaign.zone)
     )

@@ -48,6 +48,7 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
             str(result.number),
             services.settings.default_language,
             volunteers=False,
+            platforms=services.platforms,
         )
     label = accounts(result.choice)
     if result.status is PledgeStatus.ALREADY:

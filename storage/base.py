@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -203,8 +204,11 @@ class Storage(abc.ABC):
     # -- outbox ----------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def set_window(self, campaign_id: int, start: datetime, end: datetime) -> None:
-        """Store the freeze window an organizer set (aware moments)."""
+    async def set_window(
+        self, campaign_id: int, start: datetime, end: datetime, rungs: dict[str, datetime]
+    ) -> None:
+        """Store the freeze window an organizer set (aware moments) and the ladder that goes
+        with it, in one transaction."""
 
     @abc.abstractmethod
     async def window(self, campaign_id: int) -> tuple[datetime, datetime] | None:
@@ -232,10 +236,12 @@ class Storage(abc.ABC):
         default_language: str,
         volunteers: bool = True,
         tally_posts_only: bool = False,
+        platforms: Collection[str] | None = None,
     ) -> Broadcast | None:
         """Create a broadcast and expand its recipients (subscribed communities, only those
-        with tally posts on if asked, and opted-in volunteers unless told not to) into
-        deliveries, in one transaction; None if the key already exists."""
+        with tally posts on if asked, and opted-in volunteers unless told not to; only on
+        `platforms` when given) into deliveries, in one transaction; None if the key
+        already exists."""
 
     @abc.abstractmethod
     async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -501,14 +501,17 @@ class SQLiteStorage(Storage):
 
     # -- outbox -----------------------------------------------------------------------
 
-    async def set_window(self, campaign_id: int, start: datetime, end: datetime) -> None:
-        """Store the freeze window an organizer set (aware moments)."""
+    async def set_window(
+        self, campaign_id: int, start: datetime, end: datetime, rungs: dict[str, datetime]
+    ) -> None:
+        """Store an organizer's window and the ladder that goes with it, in one transaction."""
 
         def op(db: sqlite3.Connection) -> None:
             db.execute(
                 "UPDATE campaigns SET start_at = ?, end_at = ? WHERE id = ?",
                 (start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat(), campaign_id),
             )
+            _replace_schedule(db, campaign_id, rungs)
 
         await self._call(op)
 
@@ -529,11 +532,7 @@ class SQLiteStorage(Storage):
         """Replace the campaign's reminder ladder (rung name -> moment, aware)."""
 
         def op(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM schedule_rungs WHERE campaign_id = ?", (campaign_id,))
-            db.executemany(
-                "INSERT INTO schedule_rungs VALUES (?, ?, ?)",
-                [(campaign_id, rung, at.astimezone(UTC).isoformat()) for rung, at in rungs.items()],
-            )
+            _replace_schedule(db, campaign_id, rungs)
 
         await self._call(op)
 
@@ -558,8 +557,10 @@ class SQLiteStorage(Storage):
         default_language: str,
         volunteers: bool = True,
         tally_posts_only: bool = False,
+        platforms: Collection[str] | None = None,
     ) -> Broadcast | None:
         """Create a broadcast and expand its recipients into deliveries, in one transaction."""
+        only = json.dumps(sorted(platforms)) if platforms is not None else None
 
         def op(db: sqlite3.Connection) -> Broadcast | None:
             now = _now()
@@ -574,8 +575,9 @@ class SQLiteStorage(Storage):
             communities = db.execute(
                 "INSERT INTO deliveries (broadcast_id, platform, address, language, updated_at) "
                 "SELECT ?, platform, chat_id, COALESCE(language, ?), ? FROM communities "
-                "WHERE subscribed = 1 AND tally_posts >= ? ORDER BY id",
-                (broadcast_id, default_language, now, int(tally_posts_only)),
+                "WHERE subscribed = 1 AND tally_posts >= ? "
+                "AND (?5 IS NULL OR platform IN (SELECT value FROM json_each(?5))) ORDER BY id",
+                (broadcast_id, default_language, now, int(tally_posts_only), only),
             ).rowcount
             personal = (
                 0
@@ -585,8 +587,10 @@ class SQLiteStorage(Storage):
                     "(broadcast_id, platform, address, language, volunteer, updated_at) "
                     "SELECT ?, dm_platform, dm_address, COALESCE(language, ?), key, ? "
                     "FROM volunteers WHERE reminders = 1 AND dm_address IS NOT NULL "
-                    "AND dm_platform IS NOT NULL ON CONFLICT DO NOTHING",
-                    (broadcast_id, default_language, now),
+                    "AND dm_platform IS NOT NULL "
+                    "AND (?4 IS NULL OR dm_platform IN (SELECT value FROM json_each(?4))) "
+                    "ON CONFLICT DO NOTHING",
+                    (broadcast_id, default_language, now, only),
                 ).rowcount
             )
             total = communities + personal
@@ -771,6 +775,14 @@ class SQLiteStorage(Storage):
 
 
 # -- row helpers (run on the database thread) -----------------------------------------
+
+
+def _replace_schedule(db: sqlite3.Connection, campaign_id: int, rungs: dict[str, datetime]) -> None:
+    db.execute("DELETE FROM schedule_rungs WHERE campaign_id = ?", (campaign_id,))
+    db.executemany(
+        "INSERT INTO schedule_rungs VALUES (?, ?, ?)",
+        [(campaign_id, rung, at.astimezone(UTC).isoformat()) for rung, at in rungs.items()],
+    )
 
 
 def _ensure_volunteer(db: sqlite3.Connection, key: bytes, now: str) -> None:

@@ -140,6 +140,10 @@ async def test_fan_out_starts_early_enough_for_the_last_recipient(app: App) -> N
     due = (await scheduler.ladder())["start"]
     assert "start" not in await scheduler.fire_due(due - lead - timedelta(seconds=1))
     assert "start" in await scheduler.fire_due(due - lead + timedelta(seconds=1))
+    # "The freeze is over" never goes before the end, however many recipients wait
+    end = (await scheduler.ladder())["end"]
+    assert "end" not in await scheduler.fire_due(end - timedelta(seconds=1))
+    assert "end" in await scheduler.fire_due(end)
 
 
 async def test_announce_previews_then_reaches_everyone_in_their_language(app: App) -> None:

@@ -327,12 +327,27 @@ async def test_tally_posts_go_only_to_communities_that_turned_them_on(storage: S
     assert community is not None and not community.tally_posts
 
 
+async def test_a_broadcast_reaches_only_the_platforms_being_served(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.set_community_subscribed("telegram", "-1", True)
+    await storage.set_community_subscribed("console", "room", True)
+    await storage.set_reminders(key(1), True, "111", "telegram")
+    await storage.set_reminders(key(2), True, "dm-2", "console")
+    made = await storage.create_broadcast(
+        c, "b1", "reminder", "start", "en", platforms={"telegram"}
+    )
+    assert made is not None and made.recipients == 2
+    assert await storage.claim_deliveries("console", 10) == []
+    assert {d.address for d in await storage.claim_deliveries("telegram", 10)} == {"-1", "111"}
+
+
 async def test_an_organizers_window_is_stored(storage: Storage) -> None:
     c = await storage.ensure_campaign("c")
     assert await storage.window(c) is None
     start = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
-    await storage.set_window(c, start, start + timedelta(hours=24))
+    await storage.set_window(c, start, start + timedelta(hours=24), {"start": start})
     assert await storage.window(c) == (start, start + timedelta(hours=24))
+    assert await storage.schedule(c) == {"start": start}  # stored together
 
 
 async def test_forget_and_opt_out_drop_queued_messages(storage: Storage) -> None:

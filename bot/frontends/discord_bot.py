@@ -543,7 +543,7 @@ class DiscordFrontend:
                     raise RetryLater(wait)
                 await self.pacer.slot(channel_id, group=community is not None)
                 if number == 1 and on_send is not None:
-                    await on_send()
+                    await self.pacer.before_send(on_send)
                 # One nonce per piece, derived from the delivery: Discord enforces it.
                 kwargs: dict[str, Any] = {"nonce": f"{nonce}:{number}"[:25]}
                 if view is not None and number == len(pieces):

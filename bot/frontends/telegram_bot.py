@@ -34,7 +34,14 @@ from telegram import (
     User,
 )
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -524,42 +531,59 @@ class TelegramFrontend:
         on_send: OnSend | None = None,
     ) -> Outcome:
         """Send one outbox message to a chat, paced; how it went. A chat held by a 429
-        gives its turn back (RetryLater) instead of holding a place in the window."""
+        gives its turn back (RetryLater) instead of holding a place in the window; once a
+        request may have gone out, the message is never sent again from the start."""
         assert self.application is not None
         bot = self.application.bot
         chat_id = int(address)
         pieces = split_text(text, MessageLimit.MAX_TEXT_LENGTH)
         for number, piece in enumerate(pieces, start=1):
-            if wait := self.pacer.paused_for(chat_id):
-                raise RetryLater(wait)
-            await self.pacer.slot(chat_id, group=chat_id < 0)
-            if number == 1 and on_send is not None:
-                await on_send()
-            try:
-                await bot.send_message(
-                    chat_id,
-                    html.escape(piece, quote=False),
-                    parse_mode=ParseMode.HTML,
-                    disable_web_page_preview=True,
-                    reply_markup=keyboard(Reply(piece, buttons)) if number == len(pieces) else None,
-                    # Paid broadcast (opt-in): up to 1000 messages/s, charged in Stars.
-                    allow_paid_broadcast=True if self.paid_broadcast else None,
-                )
-            except RetryAfter as error:
-                seconds = _seconds(error.retry_after)
-                self.pacer.pause(chat_id, seconds)
-                raise RetryLater(seconds) from None
-            except Forbidden:
-                await self._unreachable(chat_id, chat_id > 0)
-                return Outcome.UNREACHABLE
-            except ChatMigrated as error:
-                await self._migrated(chat_id, error.new_chat_id)
-                return Outcome.FAILED  # the next broadcast goes to the new id
-            except BadRequest as error:
-                log.warning("telegram: outbox message refused: %s", error.message)
-                return Outcome.FAILED
-            except NetworkError:
-                return Outcome.RETRY
+            first = number == 1
+            for attempt in range(1, SEND_ATTEMPTS + 1):
+                if wait := self.pacer.paused_for(chat_id):
+                    if first:
+                        raise RetryLater(wait)
+                    await asyncio.sleep(wait)  # part of it is out: finish it here
+                await self.pacer.slot(chat_id, group=chat_id < 0)
+                if first and on_send is not None:
+                    await self.pacer.before_send(on_send)
+                try:
+                    await bot.send_message(
+                        chat_id,
+                        html.escape(piece, quote=False),
+                        parse_mode=ParseMode.HTML,
+                        disable_web_page_preview=True,
+                        reply_markup=keyboard(Reply(piece, buttons))
+                        if number == len(pieces)
+                        else None,
+                        # Paid broadcast (opt-in): up to 1000 messages/s, charged in Stars.
+                        allow_paid_broadcast=True if self.paid_broadcast else None,
+                    )
+                    break
+                except RetryAfter as error:
+                    seconds = _seconds(error.retry_after)
+                    self.pacer.pause(chat_id, seconds)
+                    if first:
+                        raise RetryLater(seconds) from None
+                except Forbidden:
+                    await self._unreachable(chat_id, chat_id > 0)
+                    return Outcome.UNREACHABLE
+                except ChatMigrated as error:
+                    await self._migrated(chat_id, error.new_chat_id)
+                    return Outcome.FAILED  # the next broadcast goes to the new id
+                except BadRequest as error:
+                    log.warning("telegram: outbox message refused: %s", error.message)
+                    return Outcome.FAILED
+                except TimedOut:
+                    # The request left and no answer came: it may have arrived. Telegram
+                    # cannot deduplicate, so it is not sent again.
+                    return Outcome.UNKNOWN
+                except NetworkError:
+                    if first:
+                        return Outcome.RETRY  # nothing went out: the outbox backs off
+                    await asyncio.sleep(2.0**attempt)
+            else:
+                return Outcome.FAILED  # a later piece would not go: the rest is lost
         return Outcome.SENT
 
     # -- boards -------------------------------------------------------------------------------
