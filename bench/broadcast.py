@@ -238,6 +238,7 @@ async def parent(count: int, limit: float, kinds: tuple[str, ...]) -> None:
                 watcher = asyncio.create_task(stalls.watch())
                 figures = await loop.run_in_executor(None, run_child, kind, env, count, limit)
                 watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
                 gc.enable()
             rate = figures["sent"] / figures["seconds"]
             name = "coalition-bot outbox" if kind == "outbox" else "PTB AIORateLimiter loop"
@@ -251,13 +252,14 @@ async def parent(count: int, limit: float, kinds: tuple[str, ...]) -> None:
                 moments = ", ".join(f"{t - launched:.2f}" for t in server.rejected_at)
                 print(f"{'':24} 429s at {moments} s", flush=True)
             worst = sorted(stalls.lags, key=lambda lag: -lag[1])[:5]
+            lags = ", ".join(f"{late * 1000:.0f} ms at {t - launched:.2f} s" for t, late in worst)
+            pauses = ", ".join(
+                f"gen{g} {d * 1000:.0f} ms at {t - launched:.2f} s" for t, d, g in stalls.gc[:5]
+            )
             print(
-                f"{'':24} fake server stalls over 20 ms: {len(stalls.lags)}; worst "
-                + ", ".join(f"{late * 1000:.0f} ms at {t - launched:.2f} s" for t, late in worst)
-                + "; GC pauses over 10 ms: "
-                + ", ".join(
-                    f"gen{g} {d * 1000:.0f} ms at {t - launched:.2f} s" for t, d, g in stalls.gc[:5]
-                ),
+                f"{'':24} fake server stalls over 20 ms: {len(stalls.lags)}"
+                + (f" (worst {lags})" if lags else "")
+                + f"; its GC pauses over 10 ms: {pauses or 'none'}",
                 flush=True,
             )
     if "expand" not in kinds:
