@@ -62,3 +62,12 @@ async def app(settings: Settings) -> AsyncIterator[App]:
     async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
         out = io.StringIO()
         yield App(services, dispatcher, out, Console(dispatcher, out=out))
+
+
+async def subscribers(app: App) -> None:
+    """A French community and three volunteers who opted in, each in their language:
+    amina (ar), karim (fr) and lea (en)."""
+    await app.run(":organizer on\n/language fr group\n:organizer off")
+    await app.run(":as amina\n:private\n/language ar\n/reminders on")
+    await app.run(":as karim\n:private\n/language fr\n/reminders on")
+    await app.run(":as lea\n:private\n:hint en\n/reminders on")

@@ -20,7 +20,7 @@ from bot.frontends.console import Console
 from bot.outbox import Outbox
 from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
-from tests.conftest import NOW, App, make_settings
+from tests.conftest import NOW, App, make_settings, subscribers
 
 PARIS = ZoneInfo("Europe/Paris")
 NNBSP = "\u202f"  # what Babel puts between a time and AM/PM in English
@@ -66,14 +66,6 @@ async def sent(app: App, outbox: Outbox) -> str:
     before = app.out.tell()
     await outbox.drain()
     return app.out.getvalue()[before:]
-
-
-async def subscribers(app: App) -> None:
-    """The console community (French) and three volunteers who opted in to reminders."""
-    await app.run(":as org\n:organizer on\n/language fr group\n:organizer off")
-    await app.run(":as amina\n:private\n/language ar\n/reminders on")
-    await app.run(":as karim\n:private\n/language fr\n/reminders on")
-    await app.run(":as lea\n:private\n:hint en\n/reminders on")
 
 
 def at(text: str) -> str:

@@ -7,15 +7,7 @@ from datetime import timedelta
 
 from bot.outbox import Outbox
 from bot.scheduler import ReminderScheduler
-from tests.conftest import App
-
-
-async def subscribers(app: App) -> None:
-    """A French community and three volunteers who opted in, each in their language."""
-    await app.run(":organizer on\n/language fr group\n:organizer off")
-    await app.run(":as amina\n:private\n/language ar\n/reminders on")
-    await app.run(":as karim\n:private\n/language fr\n/reminders on")
-    await app.run(":as lea\n:private\n:hint en\n/reminders on")
+from tests.conftest import App, subscribers
 
 
 def outbox_for(app: App) -> Outbox:
