@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -75,6 +76,11 @@ async def _run(settings: Settings, command: str) -> int:
             outbox.start()
             try:
                 await console.run(sys.stdin)
+                # A script ended: deliver what it queued and show the reports it started.
+                await outbox.drain()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(10.0):
+                        await console.progress.settle()
             finally:
                 await scheduler.stop()
                 await outbox.stop()

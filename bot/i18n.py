@@ -39,6 +39,7 @@ _COMMAND = re.compile(
     r"(?: (?:\[[A-Za-z0-9_|]+\]|<[A-Za-z0-9_|]+>|[A-Za-z0-9_+-]+))*"
 )
 DOMAIN = "messages"
+UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu"})
 MOMENT_CACHE = 512  # formatted campaign moments: a handful in practice
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
@@ -143,6 +144,10 @@ class Translator:
 
     def zone_name(self, zone: tzinfo) -> str:
         """A time zone's name in the reader's language, e.g. 'heure d’Europe centrale'."""
+        if str(zone) in UTC_NAMES:
+            # Babel has no metazone for UTC ("Unknown Region (UTC) Time"): CLDR's own name.
+            names = self.babel_locale.time_zones.get("Etc/UTC", {}).get("long", {})
+            return str(names.get("standard", "UTC"))
         return get_timezone_name(zone, locale=self.babel_locale)
 
 

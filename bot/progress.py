@@ -120,6 +120,11 @@ class ProgressReports:
             if final:
                 return
 
+    async def settle(self) -> None:
+        """Wait until the reports being followed are final (bound it with asyncio.timeout)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def close(self) -> None:
         """Stop following (at shutdown)."""
         for task in self._tasks:

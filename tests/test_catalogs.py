@@ -141,3 +141,20 @@ def test_one_registry_gives_every_language_its_menu() -> None:
         )
     with use(catalogs.get("en")):
         assert "board" in [name for name, _ in registry.menu(organizer=True)]
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        ("en", "Coordinated Universal Time"),
+        ("fr", "temps universel coordonné"),
+        ("ar", "التوقيت العالمي المنسق"),
+    ],
+)
+def test_utc_has_a_proper_name_in_every_language(lang: str, expected: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from bot.i18n import Catalogs
+
+    name = Catalogs.load().get(lang).zone_name(ZoneInfo("UTC"))
+    assert name == expected  # Babel alone says "Unknown Region (UTC) Time"

@@ -113,3 +113,11 @@ def test_cli_reads_dot_env_and_runs_a_script(tmp_path: Path) -> None:
     pepper = (tmp_path / "state" / "pepper").read_text().strip()
     assert pepper not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_console_script_sees_its_announcement_delivered_and_reported(tmp_path: Path) -> None:
+    script = ":organizer on\n:private\n/reminders on\n/announce Freeze tomorrow!\n:press 1\n"
+    result = run_cli({"COALITION_DATA_DIR": str(tmp_path / "state")}, tmp_path, stdin=script)
+    assert result.returncode == 0, result.stderr
+    assert "bot → dm-amina: Freeze tomorrow!" in result.stdout
+    assert "Your announcement was delivered to 1 recipient." in result.stdout
