@@ -2,8 +2,8 @@
 
 Organizers also see the reminder ladder, and change it:
 
-    /campaign window 2026-12-16 09:00 [36h]   the start, in the campaign's time zone, and
-                                              the length (24 hours when left out)
+    /campaign window 2026-12-16 09:00         the new start, in the campaign's time zone;
+                                              the freeze keeps its length (24 hours)
     /campaign reminder before_1h 2h           how long before the start the rung goes
                                               (after the end, for end and checkin)
     /campaign reminder checkin off|on         switch a rung off, or back to its default
@@ -50,19 +50,18 @@ ACTION = Arg(
 )
 VALUE = Arg("value", label=N_("new value (organizers)"), rest=True)
 
+# The freeze keeps its length when organizers move it: every text of the campaign says
+# "24 hours", so a window of another length would make them untrue.
 DEFAULT_LENGTH = timedelta(hours=24)
-MIN_LENGTH = timedelta(hours=1)
-MAX_LENGTH = timedelta(days=7)
 MAX_DISTANCE = timedelta(days=7)  # how far a reminder may be from its end of the window
 
-# "2026-12-16", "2026-12-16 09:00", "2026-12-16T09:00", then an optional length.
+# "2026-12-16", "2026-12-16 09:00" or "2026-12-16T09:00".
 _WINDOW = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
-    r"(?:(?:T|\s+)(?P<hour>\d{1,2}):(?P<minute>\d{2}))?"
-    r"(?:\s+(?P<length>.+))?",
+    r"(?:(?:T|\s+)(?P<hour>\d{1,2}):(?P<minute>\d{2}))?",
     re.IGNORECASE,
 )
-# Lengths: "36h", "1h30", "90m", "2d" (or "2j"), "1d12h", "0".
+# Distances of reminders: "36h", "1h30", "90m", "2d" (or "2j"), "1d12h", "0".
 _HOURS_MINUTES = re.compile(r"(\d{1,4})h(\d{1,2})")
 _PARTS = re.compile(r"(?:\d{1,4}(?:min|mn|d|j|h|m))+")
 _PART = re.compile(r"(\d{1,4})(min|mn|d|j|h|m)")
@@ -75,7 +74,7 @@ _UNITS = {
     "min": timedelta(minutes=1),
 }
 
-WINDOW_EXAMPLE = "/campaign window 2026-12-16 09:00 36h"
+WINDOW_EXAMPLE = "/campaign window 2026-12-16 09:00"
 MOVE_EXAMPLE = "/campaign reminder before_1h 2h"
 OFF_EXAMPLE = "/campaign reminder checkin off"
 ON_EXAMPLE = "/campaign reminder checkin on"
@@ -128,10 +127,8 @@ def window_example(services: Services) -> str:
     campaign = services.campaign
     if campaign.start is None or campaign.end is None:
         return WINDOW_EXAMPLE
-    minutes = int((campaign.end - campaign.start).total_seconds()) // 60
-    length = f"{minutes // 60}h{minutes % 60:02d}" if minutes % 60 else f"{minutes // 60}h"
     start = campaign.start.astimezone(campaign.zone)
-    return f"/campaign window {start:%Y-%m-%d %H:%M} {length}"
+    return f"/campaign window {start:%Y-%m-%d %H:%M}"
 
 
 def moment_text(moment: datetime, zone: ZoneInfo, platform: str) -> str:
@@ -187,8 +184,8 @@ async def schedule_text(invocation: Invocation, services: Services) -> str:
     zone = reader_zone(invocation, services)
     how = paragraphs(
         _(
-            "To change the window: {example} (the start, in {zone}; the freeze lasts 24 "
-            "hours unless you add a length).",
+            "To move the window: {example} (its new start, in {zone}; the freeze keeps its "
+            "length).",
             example=example(window_example(services)),
             zone=translator.zone_name(campaign.zone),
         ),
@@ -229,15 +226,16 @@ async def schedule_text(invocation: Invocation, services: Services) -> str:
 
 
 async def set_window(invocation: Invocation, services: Services, value: str) -> list[Reply]:
-    """Set the freeze window: its start in the campaign's time zone and its length."""
+    """Move the freeze window to a new start in the campaign's time zone; it keeps its
+    length."""
     translator = i18n.current()
     zone = services.campaign.zone
     zone_name = translator.zone_name(zone)
     if not value:
         return private(
             _(
-                "Write the start of the freeze in the campaign's time zone ({zone}), for "
-                "example {example}. It lasts 24 hours unless you add a length such as 36h.",
+                "Write the new start of the freeze in the campaign's time zone ({zone}), for "
+                "example {example}. The freeze keeps its length.",
                 zone=zone_name,
                 example=example(window_example(services)),
             )
@@ -254,19 +252,12 @@ async def set_window(invocation: Invocation, services: Services, value: str) -> 
                 example=example(window_example(services)),
             )
         )
-    length = DEFAULT_LENGTH
-    if match["length"]:
-        typed = parse_length(match["length"])
-        if typed is None or not MIN_LENGTH <= typed <= MAX_LENGTH:
-            return private(
-                _(
-                    "I could not read “{value}” as a length between 1 hour and 7 days, such as "
-                    "{example}.",
-                    value=echo(match["length"]),
-                    example=Raw("36h"),
-                )
-            )
-        length = typed
+    current = services.campaign
+    length = (
+        current.end - current.start
+        if current.start is not None and current.end is not None
+        else DEFAULT_LENGTH
+    )
     start = start.astimezone(UTC)
     end = start + length
     now = services.clock()

@@ -90,7 +90,7 @@ async def test_volunteers_see_the_window_and_organizers_also_the_ladder(bot: App
     assert at("• end: Thu, Dec 17, 2026, 9:00 AM, to come") in out
     assert at("• checkin: Thu, Dec 17, 2026, 10:00 AM, to come") in out
     # how to change them, with the current window as the example to edit
-    assert "To change the window: /campaign window 2026-12-16 09:00 24h" in out
+    assert "To move the window: /campaign window 2026-12-16 09:00 (its new start" in out
     assert "/campaign reminder before_1h 2h" in out and "/campaign reminder checkin off" in out
 
 
@@ -107,22 +107,22 @@ async def test_a_new_window_moves_its_reminders_and_outlives_a_restart(
     settings: Settings, clock: Clock
 ) -> None:
     async with running(settings, clock) as app:
-        out = await app.run(":organizer on\n/campaign window 2026-12-20 18:00 36h")
+        out = await app.run(":organizer on\n/campaign window 2026-12-20 18:00")
         assert (
             at(
-                "Done: the freeze now runs from Sun, Dec 20, 2026, 6:00 PM to Tue, Dec 22, 2026, "
-                "6:00 AM (Central European Time)."
+                "Done: the freeze now runs from Sun, Dec 20, 2026, 6:00 PM to Mon, Dec 21, 2026, "
+                "6:00 PM (Central European Time)."
             )
             in out
         )
         assert at("• before_24h: Sat, Dec 19, 2026, 6:00 PM, to come") in out
         assert at("• before_1h: Sun, Dec 20, 2026, 5:00 PM, to come") in out
-        assert at("• end: Tue, Dec 22, 2026, 6:00 AM, to come") in out
-        assert at("• checkin: Tue, Dec 22, 2026, 7:00 AM, to come") in out
-        assert "/campaign window 2026-12-20 18:00 36h" in out
+        assert at("• end: Mon, Dec 21, 2026, 6:00 PM, to come") in out
+        assert at("• checkin: Mon, Dec 21, 2026, 7:00 PM, to come") in out
+        assert "/campaign window 2026-12-20 18:00" in out  # the command to copy, filled in
 
         out = await app.run(":as lea\n:organizer off\n:hint fr\n/campaign")
-        assert "Le gel commence le dim. 20 déc. 2026, 18:00 et se termine le mar. 22 déc." in out
+        assert "Le gel commence le dim. 20 déc. 2026, 18:00 et se termine le lun. 21 déc." in out
 
     # The configured window still says December 16: the organizers' one wins after a restart.
     async with running(settings, clock) as app:
@@ -279,7 +279,7 @@ BAD = {
     "en": {
         "date": "I could not read “2026-13-45 18:00” as a date and time.",
         "words": "I could not read “tomorrow evening” as a date and time.",
-        "length": "I could not read “200h” as a length between 1 hour and 7 days",
+        "length": "I could not read “2026-12-20 18:00 36h” as a date and time.",
         "over": "would already be over. Nothing changed.",
         "rung": "There is no reminder called “lunch”.",
         "offset": "I could not read “soon” as a length of up to 7 days",
@@ -288,7 +288,7 @@ BAD = {
     "fr": {
         "date": "Je n’ai pas pu lire «\u00a02026-13-45 18:00\u00a0» comme une date et une heure.",
         "words": "Je n’ai pas pu lire «\u00a0tomorrow evening\u00a0» comme une date",
-        "length": "Je n’ai pas pu lire «\u00a0200h\u00a0» comme une durée comprise entre",
+        "length": "Je n’ai pas pu lire «\u00a02026-12-20 18:00 36h\u00a0» comme une date",
         "over": "serait déjà terminé. Rien n’a changé.",
         "rung": "Il n’y a pas de rappel nommé «\u00a0lunch\u00a0».",
         "offset": "Je n’ai pas pu lire «\u00a0soon\u00a0» comme une durée de 7 jours au plus",
@@ -297,7 +297,7 @@ BAD = {
     "ar": {
         "date": "لم أتمكن من قراءة «\u20682026-13-45 18:00\u2069» كتاريخ ووقت.",
         "words": "لم أتمكن من قراءة «\u2068tomorrow evening\u2069» كتاريخ ووقت.",
-        "length": "لم أتمكن من قراءة «\u2068200h\u2069» كمدة بين ساعة واحدة و7 أيام",
+        "length": "لم أتمكن من قراءة «\u20682026-12-20 18:00 36h\u2069» كتاريخ ووقت.",
         "over": "سيكون قد انتهى بالفعل. لم يتغير شيء.",
         "rung": "لا يوجد تذكير باسم «\u2068lunch\u2069».",
         "offset": "لم أتمكن من قراءة «\u2068soon\u2069» كمدة لا تتجاوز 7 أيام",
@@ -315,7 +315,8 @@ async def test_bad_input_gets_a_clear_answer_in_each_language_and_changes_nothin
     before = await bot.run("/campaign")
     assert says["date"] in await bot.run("/campaign window 2026-13-45 18:00")
     assert says["words"] in await bot.run("/campaign window tomorrow evening")
-    assert says["length"] in await bot.run("/campaign window 2026-12-20 18:00 200h")
+    # the freeze keeps its length: the campaign's texts all say 24 hours
+    assert says["length"] in await bot.run("/campaign window 2026-12-20 18:00 36h")
     assert says["over"] in await bot.run("/campaign window 2026-11-20 09:00")
     assert says["rung"] in await bot.run("/campaign reminder lunch 2h")
     assert says["offset"] in await bot.run("/campaign reminder before_1h soon")
@@ -328,11 +329,12 @@ async def test_bad_input_gets_a_clear_answer_in_each_language_and_changes_nothin
 
 async def test_the_window_command_explains_itself_when_left_empty(bot: App) -> None:
     out = await bot.run(":organizer on\n/campaign window")
-    assert "Write the start of the freeze in the campaign's time zone" in out
+    assert "Write the new start of the freeze in the campaign's time zone" in out
+    assert "The freeze keeps its length." in out
     out = await bot.run("/campaign reminder before_1h")
     assert "Name a reminder and when it goes, for example /campaign reminder before_1h 2h" in out
-    out = await bot.run("/campaign fenêtre 2026-12-20 18:00 1j12h")  # French words work too
-    assert at("Sun, Dec 20, 2026, 6:00 PM to Tue, Dec 22, 2026, 6:00 AM") in out
+    out = await bot.run("/campaign fenêtre 2026-12-20 18:00")  # French words work too
+    assert at("Sun, Dec 20, 2026, 6:00 PM to Mon, Dec 21, 2026, 6:00 PM") in out
 
 
 # -- periodic tally posts ---------------------------------------------------------------------
