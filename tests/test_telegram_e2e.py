@@ -453,3 +453,26 @@ async def test_the_checkin_button_counts_a_volunteer_as_done(world: World) -> No
     assert "شكرًا" in server.callback_answers[query]["text"]
     tally = await world.services.storage.tally(world.services.campaign.id, "telegram", None)
     assert (tally.total, tally.done) == (1, 1)
+
+
+async def test_a_send_that_timed_out_is_unknown_and_never_sent_twice(world: World) -> None:
+    from bot.outbox import Outbox
+    from bot.scheduler import ReminderScheduler
+
+    server = world.server
+    server.add_user(1401, "T", "en")
+    server.user_sends(1401, 1401, "/reminders on")
+    await world.answer_in(1401)
+    # Telegram is slow: python-telegram-bot gives up after its 5 s read timeout, and the
+    # message arrives all the same. Sending it again would make a duplicate.
+    server.fail_next("sendMessage", delay=5.5)
+    outbox = Outbox(world.services)
+    outbox.register(world.frontend)
+    scheduler = ReminderScheduler(world.services, outbox.wake)
+    made = await scheduler.fire("start", (await scheduler.ladder())["start"])
+    assert made is not None and await outbox.drain() == 1
+    assert await world.services.storage.delivery_counts(made.id) == {"unknown": 1}
+    await server.wait_for(lambda: len(server.messages(1401)) == 2)
+    assert await outbox.drain() == 0
+    reminders = [m for m in server.messages(1401) if "Freeze your accounts now" in m["text"]]
+    assert len(reminders) == 1
