@@ -71,6 +71,7 @@ async def _run(settings: Settings, command: str) -> int:
             outbox = Outbox(services)
             outbox.register(console)
             await outbox.recover()
+            await console.start()
             scheduler = ReminderScheduler(services, outbox.wake)
             await scheduler.start()
             outbox.start()

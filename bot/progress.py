@@ -9,8 +9,10 @@ left to send. The rows in the database are the truth; this only reads them.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from bot import i18n
 from bot.i18n import _, ngettext
@@ -83,27 +85,52 @@ def report_text(counts: dict[str, int]) -> str:
 
 
 class ProgressReports:
-    """Keeps progress messages up to date, one background task per broadcast followed."""
+    """Keeps progress messages up to date, one background task per broadcast followed.
+
+    Where each message is (`where`, the front-end's reference) is stored with its broadcast
+    until the final report is shown, so a restart picks the message up again (`resume`).
+    """
 
     def __init__(self, services: Services, interval: float) -> None:
         self.services = services
         self.interval = interval
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def follow(self, broadcast_id: int, locale: str, edit: Edit) -> None:
-        """Edit a progress message as the broadcast goes, then into its final report."""
-        task = asyncio.create_task(self._follow(broadcast_id, locale, edit))
+    def follow(
+        self,
+        broadcast_id: int,
+        locale: str,
+        edit: Edit,
+        where: dict[str, Any] | None = None,
+    ) -> None:
+        """Edit a progress message as the broadcast goes, then into its final report;
+        `where` (with a "platform" key) lets a restarted process find it again."""
+        task = asyncio.create_task(self._follow(broadcast_id, locale, edit, where))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _follow(self, broadcast_id: int, locale: str, edit: Edit) -> None:
+    async def resume(self, platform: str, editor: Callable[[dict[str, Any]], Edit]) -> None:
+        """Follow again the platform's progress messages a previous process left unfinished;
+        `editor` turns a stored `where` into a way to edit (or replace) that message."""
+        for broadcast_id, stored in await self.services.storage.open_progress(platform):
+            where = json.loads(stored)
+            self.follow(broadcast_id, str(where.get("locale", "")), editor(where))
+
+    async def _follow(
+        self, broadcast_id: int, locale: str, edit: Edit, where: dict[str, Any] | None
+    ) -> None:
+        storage = self.services.storage
+        if where is not None:
+            await storage.set_progress(
+                broadcast_id, json.dumps({**where, "locale": locale}, sort_keys=True)
+            )
         shown = ""
         editable = True  # until an edit fails (an expired interaction): then the report only
         catalog = self.services.catalogs.get(locale)
         while True:
             await asyncio.sleep(max(self.interval, MIN_INTERVAL))
             try:
-                counts = await self.services.storage.delivery_counts(broadcast_id)
+                counts = await storage.delivery_counts(broadcast_id)
             except Exception:
                 log.exception("progress: could not read a broadcast's counts")
                 continue
@@ -117,7 +144,10 @@ class ProgressReports:
                 except Exception:
                     log.warning("progress: could not edit a progress message", exc_info=True)
                     editable = False
+                    if final:
+                        return  # kept in storage: the next start tries the report again
             if final:
+                await storage.set_progress(broadcast_id, None)
                 return
 
     async def settle(self) -> None:

@@ -280,6 +280,14 @@ class Storage(abc.ABC):
         the rest become unknown. How many went each way ("pending", "unknown")."""
 
     @abc.abstractmethod
+    async def set_progress(self, broadcast_id: int, where: str | None) -> None:
+        """Remember where a broadcast's progress message is (None: its report is shown)."""
+
+    @abc.abstractmethod
+    async def open_progress(self, platform: str) -> list[tuple[int, str]]:
+        """The broadcasts whose progress message on `platform` awaits its final report."""
+
+    @abc.abstractmethod
     async def delivery_counts(self, broadcast_id: int) -> dict[str, int]:
         """How many deliveries of a broadcast are in each state."""
 

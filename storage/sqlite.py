@@ -747,6 +747,27 @@ class SQLiteStorage(Storage):
 
         return await self._call(op)
 
+    async def set_progress(self, broadcast_id: int, where: str | None) -> None:
+        """Remember where a broadcast's progress message is (None: its report is shown)."""
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE broadcasts SET progress = ? WHERE id = ?", (where, broadcast_id))
+
+        await self._call(op)
+
+    async def open_progress(self, platform: str) -> list[tuple[int, str]]:
+        """The broadcasts whose progress message on `platform` awaits its final report."""
+
+        def op(db: sqlite3.Connection) -> list[tuple[int, str]]:
+            rows = db.execute(
+                "SELECT id, progress FROM broadcasts WHERE progress IS NOT NULL "
+                "AND json_extract(progress, '$.platform') = ? ORDER BY id",
+                (platform,),
+            ).fetchall()
+            return [(int(row[0]), str(row[1])) for row in rows]
+
+        return await self._call(op)
+
     async def delivery_counts(self, broadcast_id: int) -> dict[str, int]:
         """How many deliveries of a broadcast are in each state."""
 

@@ -359,3 +359,15 @@ async def test_forget_and_opt_out_drop_queued_messages(storage: Storage) -> None
     await storage.forget(key(1))
     await storage.set_reminders(key(2), False, None)
     assert await storage.claim_deliveries("telegram", 10) == []
+
+
+async def test_a_progress_message_is_found_again_until_reported(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    made = await storage.create_broadcast(c, "a1", "announcement", "1", "en")
+    assert made is not None
+    where = '{"chat": 5, "message": 9, "platform": "telegram"}'
+    await storage.set_progress(made.id, where)
+    assert await storage.open_progress("telegram") == [(made.id, where)]
+    assert await storage.open_progress("discord") == []
+    await storage.set_progress(made.id, None)  # the report was shown
+    assert await storage.open_progress("telegram") == []

@@ -476,3 +476,38 @@ async def test_a_send_that_timed_out_is_unknown_and_never_sent_twice(world: Worl
     assert await outbox.drain() == 0
     reminders = [m for m in server.messages(1401) if "Freeze your accounts now" in m["text"]]
     assert len(reminders) == 1
+
+
+async def test_the_report_still_comes_after_a_restart(world: World) -> None:
+    from bot.outbox import Outbox
+
+    server = world.server
+    server.add_user(1501, "R", "fr")
+    server.user_sends(1501, 1501, "/reminders on")
+    await world.answer_in(1501)
+    server.user_sends(ORGANIZER, ORGANIZER, "/announce fr: Gel demain !")
+    (preview,) = await world.answer_in(ORGANIZER)
+    (button,) = preview["reply_markup"]["inline_keyboard"][0]
+    server.user_presses(ORGANIZER, ORGANIZER, preview["message_id"], button["callback_data"])
+    progress = (await world.answer_in(ORGANIZER, 2))[-1]
+    assert "Remaining: 1" in progress["text"]
+    # The bot stops before sending anything, and a new process takes over.
+    await world.frontend.stop()
+    restarted = TelegramFrontend(world.services, world.frontend.dispatcher)
+    await restarted.start()
+    try:
+        outbox = Outbox(world.services)
+        outbox.register(restarted)
+        assert await outbox.drain() == 1
+        await server.wait_for(
+            lambda: (
+                "Your announcement was delivered to 1 recipient."
+                in server.messages(ORGANIZER)[-1]["text"]
+            )
+        )
+        assert server.messages(ORGANIZER)[-1]["message_id"] == progress["message_id"]
+        async with asyncio.timeout(5):  # reported: a next start will not report it again
+            while await world.services.storage.open_progress("telegram"):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        await restarted.stop()

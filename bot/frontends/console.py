@@ -12,12 +12,12 @@ import logging
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
 from bot.dispatch import Dispatcher
 from bot.outbox import OnSend, Outcome
-from bot.progress import ProgressReports
+from bot.progress import Edit, ProgressReports
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +148,21 @@ class Console:
 
     def _follow(self, broadcast_id: int, locale: str, chat_id: str, head: str) -> None:
         """Show a broadcast's progress (a terminal cannot edit: each change is a new line)."""
+        where = {"platform": Platform.CONSOLE.value, "chat": chat_id, "head": head}
+        self.progress.follow(broadcast_id, locale, self._printer(where), where)
 
+    def _printer(self, where: dict[str, Any]) -> Edit:
         async def edit(text: str, final: bool) -> None:
             lines = text.split("\n")
-            self._print(f"  {head} [{chat_id}, edited] {lines[0]}")
+            self._print(f"  {where['head']} [{where['chat']}, edited] {lines[0]}")
             for extra in lines[1:]:
                 self._print(f"    {extra}" if extra else "")
 
-        self.progress.follow(broadcast_id, locale, edit)
+        return edit
+
+    async def start(self) -> None:
+        """Pick up the progress messages a previous run left unfinished."""
+        await self.progress.resume(Platform.CONSOLE.value, self._printer)
 
     async def close(self) -> None:
         """Stop following progress messages."""

@@ -251,6 +251,7 @@ class DiscordFrontend:
         for chat_id, ref in await self.services.storage.boards("discord"):
             self.boards.track(chat_id, ref, await self._render_board(chat_id))
             self.boards.touch(chat_id)
+        await self.progress.resume("discord", self._report_by_dm)
         sync = self.services.settings.discord_sync
         if sync == "global":
             await self.tree.sync()
@@ -355,7 +356,8 @@ class DiscordFrontend:
                 continue
             if reply.progress is not None:
                 edit = await self._send_progress(interaction, reply.text, ephemeral=ephemeral)
-                self.progress.follow(reply.progress, reply.locale, edit)
+                where = {"platform": "discord", "user": interaction.user.id}
+                self.progress.follow(reply.progress, reply.locale, edit, where)
                 continue
             pieces = split_text(reply.text, CONTENT_LIMIT)
             for index, piece in enumerate(pieces):
@@ -402,7 +404,7 @@ class DiscordFrontend:
             async def editor(text: str) -> None:
                 await sent.edit(content=text)
 
-        user_id = interaction.user.id
+        report = self._report_by_dm({"user": interaction.user.id})
 
         async def edit(text: str, final: bool) -> None:
             try:
@@ -410,11 +412,22 @@ class DiscordFrontend:
             except discord.HTTPException:
                 if not final:
                     raise
-                channel = await self._dm_channel(user_id)
-                for piece in split_text(text, CONTENT_LIMIT):
-                    await channel.send(piece)
+                await report(text, final)
 
         return edit
+
+    def _report_by_dm(self, where: dict[str, Any]) -> Edit:
+        """The final report by private message to the organizer in `where` (what is left
+        when the interaction's message can no longer be edited, e.g. after a restart)."""
+
+        async def report(text: str, final: bool) -> None:
+            if not final:
+                return
+            channel = await self._dm_channel(int(where["user"]))
+            for piece in split_text(text, CONTENT_LIMIT):
+                await channel.send(piece)
+
+        return report
 
     def _view(self, reply: Reply) -> discord.ui.View | None:
         """Buttons of an ordinary reply (language choice, confirmations)."""

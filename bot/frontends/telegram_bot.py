@@ -58,7 +58,7 @@ from bot.dispatch import Dispatcher
 from bot.i18n import Raw, _
 from bot.outbox import OnSend, Outcome, RetryLater
 from bot.pacing import Pacer
-from bot.progress import ProgressReports
+from bot.progress import Edit, ProgressReports
 from bot.services import Services
 from bot.text import split_text
 from bot.web import WebServer
@@ -158,6 +158,7 @@ class TelegramFrontend:
         for chat_id, ref in await self.services.storage.boards("telegram"):
             self.boards.track(chat_id, ref, await self._render_board(chat_id))
             self.boards.touch(chat_id)
+        await self.progress.resume("telegram", self._editor)
         url = self.services.settings.telegram_webhook_url
         if url:
             if self.web is None:
@@ -400,21 +401,26 @@ class TelegramFrontend:
         """Keep a progress message (an announcement's) up to date by editing it."""
         if reply.progress is None:
             return
+        where = {"platform": "telegram", "chat": chat_id, "message": sent.message_id}
+        self.progress.follow(reply.progress, reply.locale, self._editor(where), where)
+
+    def _editor(self, where: dict[str, Any]) -> Edit:
+        """How to edit the progress message stored as `where` (a chat and a message id)."""
         assert self.application is not None
         bot = self.application.bot
 
         async def edit(text: str, final: bool) -> None:
             await self._call(
-                chat_id,
+                int(where["chat"]),
                 lambda target: bot.edit_message_text(
                     html.escape(text, quote=False),
                     chat_id=target,
-                    message_id=sent.message_id,
+                    message_id=int(where["message"]),
                     parse_mode=ParseMode.HTML,
                 ),
             )
 
-        self.progress.follow(reply.progress, reply.locale, edit)
+        return edit
 
     async def _send(
         self,

@@ -16,3 +16,7 @@ CREATE INDEX deliveries_by_broadcast ON deliveries (broadcast_id, state);
 
 -- Communities whose organizers turned on the periodic tally post.
 ALTER TABLE communities ADD COLUMN tally_posts INTEGER NOT NULL DEFAULT 0;
+
+-- Where an announcement's progress message is (the front-end's reference, JSON), until its
+-- final report is shown: a restart picks it up again.
+ALTER TABLE broadcasts ADD COLUMN progress TEXT;
