@@ -396,6 +396,16 @@ async def test_a_reminder_reaches_groups_and_volunteers_in_their_languages(world
     assert data.volunteer is not None and not data.volunteer.reminders  # stopped writing
 
 
+async def announce(world: World, text: str) -> dict:
+    """The organizer announces in a private chat and presses Send; the progress message."""
+    server = world.server
+    server.user_sends(ORGANIZER, ORGANIZER, f"/announce {text}")
+    (preview,) = await world.answer_in(ORGANIZER)
+    (button,) = preview["reply_markup"]["inline_keyboard"][0]
+    server.user_presses(ORGANIZER, ORGANIZER, preview["message_id"], button["callback_data"])
+    return (await world.answer_in(ORGANIZER, 2))[-1]
+
+
 async def test_an_announcement_shows_its_progress_then_a_report(world: World) -> None:
     from bot.outbox import Outbox
 
@@ -405,11 +415,7 @@ async def test_an_announcement_shows_its_progress_then_a_report(world: World) ->
         server.user_sends(user, user, "/reminders on")
         await world.answer_in(user)
     server.block_bot(1203)
-    server.user_sends(ORGANIZER, ORGANIZER, "/announce en: Freeze tomorrow! fr: Gel demain !")
-    (preview,) = await world.answer_in(ORGANIZER)
-    (button,) = preview["reply_markup"]["inline_keyboard"][0]
-    server.user_presses(ORGANIZER, ORGANIZER, preview["message_id"], button["callback_data"])
-    progress = (await world.answer_in(ORGANIZER, 2))[-1]
+    progress = await announce(world, "en: Freeze tomorrow! fr: Gel demain !")
     assert "Sending your announcement to 3 recipients." in progress["text"]
     assert "Remaining: 3" in progress["text"]
     outbox = Outbox(world.services)
@@ -485,11 +491,7 @@ async def test_the_report_still_comes_after_a_restart(world: World) -> None:
     server.add_user(1501, "R", "fr")
     server.user_sends(1501, 1501, "/reminders on")
     await world.answer_in(1501)
-    server.user_sends(ORGANIZER, ORGANIZER, "/announce fr: Gel demain !")
-    (preview,) = await world.answer_in(ORGANIZER)
-    (button,) = preview["reply_markup"]["inline_keyboard"][0]
-    server.user_presses(ORGANIZER, ORGANIZER, preview["message_id"], button["callback_data"])
-    progress = (await world.answer_in(ORGANIZER, 2))[-1]
+    progress = await announce(world, "fr: Gel demain !")
     assert "Remaining: 1" in progress["text"]
     # The bot stops before sending anything, and a new process takes over.
     await world.frontend.stop()
