@@ -7,10 +7,10 @@ transport and records the outcome.
 Each platform keeps at most `transport.window` rows claimed (in flight), topped up as
 sends finish, so the pacer never starves. A claimed row is marked as sending just before
 its request goes out. After a crash, rows that never went out are simply sent; rows that
-did are resent where the platform deduplicates by nonce (a transport's `resend_within`) and
-marked unknown elsewhere, so nobody gets a message twice. A rate-limited destination gives its row
-back with a time to wait (`RetryLater`) instead of holding a place in the window; passing
-failures come back with exponential backoff, a few times.
+did are resent where the platform deduplicates by nonce (a transport's `resend_within`)
+and marked unknown elsewhere, so nobody gets a message twice. A rate-limited destination
+gives its row back with a time to wait (`RetryLater`) instead of holding a place in the
+window; passing failures come back with exponential backoff, a few times.
 """
 
 from __future__ import annotations

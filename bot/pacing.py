@@ -8,6 +8,7 @@ a bucket of N tokens refilled at N per second would allow to double."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
@@ -71,16 +72,20 @@ class Pacer:
 
     async def slot(self, chat_id: int, group: bool) -> None:
         """Wait for this chat's turn, then for a place in the overall budget."""
-        loop = asyncio.get_running_loop()
         # A pause can grow while we sleep (another 429), so look again after each one.
-        while (until := self._paused_until.get(chat_id, 0.0)) > loop.time():  # noqa: ASYNC110
-            await asyncio.sleep(until - loop.time())
-        self._paused_until.pop(chat_id, None)
+        while wait := self.paused_for(chat_id):  # noqa: ASYNC110
+            await asyncio.sleep(wait)
         chat, group_limiter = self._limiters(chat_id, group)
         await chat.acquire()
         if group_limiter is not None:
             await group_limiter.acquire()
         await self._overall.acquire()
+
+    @property
+    def window(self) -> int:
+        """How many messages one second of sending holds (at least 8): the outbox keeps
+        that many claimed, so the budget never waits for the database."""
+        return max(8, math.ceil(self.overall_rate))
 
     async def before_send(self, record: Callable[[], Awaitable[None]]) -> None:
         """Run `record` (storing that a message goes out) between a turn and its request.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -524,8 +523,8 @@ class DiscordFrontend:
 
     @property
     def window(self) -> int:
-        """Deliveries in flight at once: about one second of sending."""
-        return max(8, math.ceil(self.pacer.overall_rate))
+        """Deliveries in flight at once: about one second of sending (the pacer's)."""
+        return self.pacer.window
 
     async def deliver(
         self,

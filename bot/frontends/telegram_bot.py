@@ -12,7 +12,6 @@ import asyncio
 import hmac
 import html
 import logging
-import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -524,9 +523,8 @@ class TelegramFrontend:
 
     @property
     def window(self) -> int:
-        """Deliveries in flight at once: about one second of sending, so a crash leaves
-        at most that many unknown."""
-        return max(8, math.ceil(self.pacer.overall_rate))
+        """Deliveries in flight at once: about one second of sending (the pacer's)."""
+        return self.pacer.window
 
     async def deliver(
         self,
