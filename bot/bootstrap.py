@@ -32,7 +32,9 @@ async def bootstrap(
 ) -> AsyncIterator[tuple[Services, Dispatcher]]:
     """Build storage, catalogs, identities, the registry and the dispatcher; close on exit."""
     pepper = load_or_create_pepper(
-        settings.data_dir, settings.pepper.get_secret_value() if settings.pepper else None
+        settings.data_dir,
+        settings.pepper.get_secret_value() if settings.pepper else None,
+        settings.pepper_file,
     )
     storage = SQLiteStorage(settings.db_path)
     await storage.open()

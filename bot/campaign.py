@@ -33,6 +33,11 @@ LADDER: dict[str, tuple[str, timedelta]] = {
 }
 
 
+# How long after the check-in reminder's moment volunteers may still say they froze their
+# accounts (/done, or the reminder's button). The check-in opens at the freeze start.
+CHECKIN_OPEN_FOR = timedelta(days=3)
+
+
 class Phase(StrEnum):
     """Where the campaign stands."""
 
@@ -126,6 +131,16 @@ async def load_ladder(storage: Storage, campaign: Campaign) -> dict[str, datetim
     if rungs:
         await storage.set_schedule(campaign.id, rungs)
     return rungs
+
+
+def checkin_window(campaign: Campaign, ladder: dict[str, datetime]) -> tuple[datetime, datetime]:
+    """When volunteers may check in: from the freeze start until CHECKIN_OPEN_FOR after the
+    check-in reminder (after its default moment when it is off). Needs a window."""
+    assert campaign.start is not None and campaign.end is not None
+    reminder = ladder.get("checkin") or place(
+        "checkin", default_distance("checkin"), campaign.start, campaign.end
+    )
+    return campaign.start, max(reminder, campaign.end.astimezone(UTC)) + CHECKIN_OPEN_FOR
 
 
 def reminder_key(slug: str, rung: str, due: datetime) -> str:

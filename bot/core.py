@@ -33,6 +33,14 @@ class Source(StrEnum):
     TEXT = "text"
 
 
+class Scope(StrEnum):
+    """Who may run a command: anyone, a community's own admins there, or the coalition."""
+
+    VOLUNTEER = "volunteer"
+    COMMUNITY = "community"  # the admins of the community it is sent in, for that community
+    COALITION = "coalition"  # the coalition's organizers, for the whole campaign
+
+
 class Visibility(StrEnum):
     """Who sees a reply: everyone in the chat, or only the person who asked."""
 
@@ -83,7 +91,9 @@ class Invocation:
     text: str = ""
     source: Source = Source.COMMAND
     language_hint: str | None = None
-    is_organizer: bool = False
+    is_organizer: bool = False  # a coalition organizer: steers the whole campaign
+    is_admin: bool = False  # an admin of the community this was sent in (that one only)
+    as_chat: bool = False  # sent on behalf of a chat (Telegram sender_chat), not by a person
     dm_address: str | None = None
     locale: str = "en"
     args: dict[str, str] = field(default_factory=dict)
@@ -95,6 +105,14 @@ class Invocation:
     def in_group(self) -> bool:
         """Whether this happened in a community rather than a private chat."""
         return self.chat_kind is ChatKind.GROUP
+
+    def may(self, scope: Scope) -> bool:
+        """Whether the person who sent this may run a command of that scope, here."""
+        if scope is Scope.COALITION:
+            return self.is_organizer
+        if scope is Scope.COMMUNITY:
+            return self.in_group and self.is_admin
+        return True
 
 
 def private(text: str, *buttons: Button) -> list[Reply]:

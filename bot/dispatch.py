@@ -6,13 +6,13 @@ import logging
 from dataclasses import replace
 
 from bot import i18n
-from bot.core import ChatKind, Invocation, Reply, Source, private
+from bot.core import ChatKind, Invocation, Reply, Scope, Source, private
 from bot.i18n import Raw, _
 from bot.ratelimit import Verdict
-from bot.registry import UsageError, fold, parse_args
+from bot.registry import Command, UsageError, fold, parse_args
 from bot.services import Services
 from bot.text import echo
-from storage.base import Community, Volunteer
+from storage.base import Community, StorageError, Volunteer
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,44 @@ def resolve_locale(
     return default or "en"
 
 
+def shown(command: Command, args: dict[str, str]) -> str:
+    """The command with the choices that need a scope, as typed: `/campaign window`."""
+    words = ["/" + command.name]
+    for arg in command.args:
+        chosen = args.get(arg.name)
+        if any(c.value == chosen and c.scope is not None for c in arg.choices):
+            words.append(str(chosen))
+    return " ".join(words)
+
+
+def refusal(invocation: Invocation, scope: Scope, command: str) -> list[Reply]:
+    """The localized answer for someone who may not run a command of that scope here, which
+    says who may; nothing when they may."""
+    if invocation.may(scope):
+        return []
+    if scope is Scope.COALITION:
+        return private(
+            _(
+                "Sorry, only the coalition's organizers can use {command}: it acts on the "
+                "whole campaign. Being an admin of a group or a server is not enough.",
+                command=Raw(command),
+            )
+        )
+    if not invocation.in_group:
+        return private(
+            _(
+                "{command} works only in a community group, not in a private chat.",
+                command=Raw(command),
+            )
+        )
+    return private(
+        _(
+            "Sorry, only this community's admins can use {command} here.",
+            command=Raw(command),
+        )
+    )
+
+
 class Dispatcher:
     """Resolves who and which language, checks limits and rights, and calls the handler."""
 
@@ -46,7 +84,10 @@ class Dispatcher:
     async def handle(self, invocation: Invocation) -> list[Reply]:
         """Answer one invocation; never raises for anything a user can send."""
         services = self.services
-        key = services.identities.key(invocation.platform, invocation.user_id)
+        # A message sent on behalf of a chat is nobody's: it gets the chat's own flood bucket
+        # and no volunteer, so a pledge or a /forget can never land on a shared identity.
+        who = f"chat:{invocation.chat_id}" if invocation.as_chat else invocation.user_id
+        key = services.identities.key(invocation.platform, who)
         verdict = await services.flood.check(key)
         if verdict is Verdict.QUIET:
             log.debug("flood: dropped a %s on %s", invocation.source, invocation.platform)
@@ -74,6 +115,14 @@ class Dispatcher:
             try:
                 replies = await self._route(enriched)
                 return [replace(reply, locale=locale) for reply in replies]
+            except StorageError as error:  # it was not saved: never say nothing was lost
+                log.error("command /%s failed: %s", echo(invocation.command), error)
+                return private(
+                    _(
+                        "I could not save that: the bot's storage is failing. Please try "
+                        "again later."
+                    )
+                )
             except Exception:
                 log.exception(
                     "command /%s failed (%s, %s chat, via %s)",
@@ -101,20 +150,9 @@ class Dispatcher:
                     command=Raw("/" + echo(invocation.command)),
                 )
             )
-        if command.organizer_only and not invocation.is_organizer:
-            return private(
-                _(
-                    "Sorry, only the campaign's organizers can use {command}.",
-                    command=Raw("/" + command.name),
-                )
-            )
-        if command.group_only and not invocation.in_group:
-            return private(
-                _(
-                    "{command} works only in a community group, not in a private chat.",
-                    command=Raw("/" + command.name),
-                )
-            )
+        refused = refusal(invocation, command.scope, "/" + command.name)
+        if refused:
+            return refused
         try:
             args = parse_args(command, invocation.text)
         except UsageError as error:
@@ -126,6 +164,19 @@ class Dispatcher:
                     "I did not understand “{value}”. Usage: {usage}",
                     value=echo(error.value),
                     usage=usage,
+                )
+            )
+        needed = command.required(args)
+        if needed is not command.scope:
+            refused = refusal(invocation, needed, shown(command, args))
+            if refused:
+                return refused
+        if invocation.as_chat and needed is Scope.VOLUNTEER and not command.public:
+            return private(
+                _(
+                    "You are posting on behalf of a chat. Send {command} as yourself: a pledge "
+                    "and its data belong to a person, not to a chat.",
+                    command=Raw("/" + command.name),
                 )
             )
         return await command.handler(replace(invocation, args=args), services)

@@ -34,20 +34,36 @@ class Identities:
         return "Identities(<pepper hidden>)"
 
 
-def load_or_create_pepper(data_dir: Path, configured: str | None) -> bytes:
-    """The configured pepper, else the one in the data directory, created on first run."""
+def load_or_create_pepper(
+    data_dir: Path, configured: str | None, pepper_file: Path | None = None
+) -> bytes:
+    """The pepper: COALITION_PEPPER, else the file COALITION_PEPPER_FILE names, else the
+    data directory's; a missing file is created (mode 600) on first run."""
     if configured:
+        if pepper_file is not None:
+            log.info("COALITION_PEPPER is set: COALITION_PEPPER_FILE is not read")
         return configured.encode()
-    path = data_dir / PEPPER_FILE
+    if pepper_file is not None:
+        path, setting = pepper_file, "COALITION_PEPPER_FILE"
+        if not path.parent.is_dir():
+            raise ValueError(f"{setting}: its folder does not exist")
+    else:
+        path, setting = data_dir / PEPPER_FILE, "COALITION_DATA_DIR"
+        data_dir.mkdir(parents=True, exist_ok=True)
     if path.exists():
         value = path.read_text(encoding="ascii").strip()
         if len(value) < 32:
-            raise ValueError(f"{path} is damaged: delete it only if no volunteer is stored yet")
+            raise ValueError(
+                f"{setting}: the pepper file is damaged: delete it only if no volunteer "
+                "is stored yet"
+            )
+        if path.stat().st_mode & 0o077:
+            log.warning("the pepper file is readable by other users: chmod 600 it")
         return value.encode()
-    data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(value + "\n")
-    log.info("created a new hashing pepper in the data directory (keep it with backups)")
+    where = "its own file" if pepper_file is not None else "the data directory"
+    log.info("created a new hashing pepper in %s (back it up apart from the database)", where)
     return value.encode()

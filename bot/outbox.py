@@ -25,10 +25,9 @@ from typing import Protocol
 
 from bot import i18n
 from bot.core import Button
-from bot.i18n import Raw, _
 from bot.reminders import render
 from bot.services import Services
-from handlers.common import paragraphs
+from bot.text import with_opt_out
 from storage.base import Delivery, Finished
 
 log = logging.getLogger(__name__)
@@ -85,8 +84,11 @@ class Transport(Protocol):
 class Outbox:
     """Drains deliveries for every registered transport."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, idle: float = IDLE_WAKE) -> None:
         self.services = services
+        # Seconds between two looks at the outbox when nothing wakes the sender (retries
+        # coming due, rows another process made); new broadcasts wake it at once.
+        self.idle = idle
         self.transports: dict[str, Transport] = {}
         self._wakes: dict[str, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
@@ -210,18 +212,15 @@ class Outbox:
             variants, source = texts
             text = variants.get(delivery.language) or variants.get(source, "")
             if text and delivery.personal:
-                text = paragraphs(
-                    text,
-                    _("To stop these reminders, send {command}.", command=Raw("/reminders off")),
-                )
+                text = with_opt_out(text)
             return text, ()
 
     async def _next_wake(self, platform: str) -> float:
-        """Seconds until the platform's earliest waiting row comes due (at most IDLE_WAKE)."""
+        """Seconds until the platform's earliest waiting row comes due (at most `idle`)."""
         due = await self.services.storage.next_due(platform)
         if due is None:
-            return IDLE_WAKE
-        return min(IDLE_WAKE, max(0.05, (due - datetime.now(UTC)).total_seconds()))
+            return self.idle
+        return min(self.idle, max(0.05, (due - datetime.now(UTC)).total_seconds()))
 
     async def _run(self, transport: Transport, wake: asyncio.Event) -> None:
         """One platform's sender: drain whenever woken, and when waiting rows come due. Each
@@ -232,17 +231,28 @@ class Outbox:
                 timeout = await self._next_wake(transport.platform)
             except Exception:
                 log.exception("outbox: %s drain failed; will try again", transport.platform)
-                timeout = IDLE_WAKE
+                timeout = min(self.idle, IDLE_WAKE)
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation
+            # that comes as the event is set, and stop() would then wait for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
             wake.clear()
 
     async def run(self) -> None:
-        """Run every platform's sender until cancelled."""
+        """Run every platform's sender until cancelled; a broadcast a handler makes (an
+        announcement, a milestone) wakes it at once."""
         self._wakes = {platform: asyncio.Event() for platform in self.transports}
         for event in self._wakes.values():
             event.set()  # a first look at once
-        await asyncio.gather(*(self._run(t, self._wakes[p]) for p, t in self.transports.items()))
+        listeners = self.services.broadcast_listeners
+        listeners.append(self.wake)
+        try:
+            await asyncio.gather(
+                *(self._run(t, self._wakes[p]) for p, t in self.transports.items())
+            )
+        finally:
+            listeners.remove(self.wake)
 
     def start(self) -> None:
         """Drain in the background."""

@@ -11,9 +11,11 @@ import asyncio
 import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from aiolimiter import AsyncLimiter
 
+T = TypeVar("T")
 CHAT_MARGIN = 1.1
 STALE_TURN = 0.02  # seconds after which a turn given to a message has passed
 
@@ -116,3 +118,42 @@ class Pacer:
         """The platform said 'retry after': hold this chat (only) that long."""
         until = asyncio.get_running_loop().time() + seconds
         self._paused_until[chat_id] = max(until, self._paused_until.get(chat_id, 0.0))
+
+
+class LatestOnly(Generic[T]):
+    """Coalesces answers that wait on a slow chat: per key (a group and a command), one
+    answer goes out while the newest of those asked for meanwhile waits, and replaces any
+    older one. Three hundred /tally in one group become two messages, not a queue of three
+    hundred that holds an update handler each."""
+
+    def __init__(self, send: Callable[[int, T], Awaitable[None]]) -> None:
+        self._send = send
+        self._waiting: dict[tuple[int, str], T] = {}
+        self._tasks: dict[tuple[int, str], asyncio.Task[None]] = {}
+
+    def post(self, chat_id: int, key: str, item: T) -> None:
+        """Send `item` to the chat, or let it replace the one still waiting under `key`."""
+        slot = (chat_id, key)
+        self._waiting[slot] = item
+        if slot not in self._tasks:
+            self._tasks[slot] = asyncio.create_task(self._run(slot))
+
+    async def _run(self, slot: tuple[int, str]) -> None:
+        try:
+            while (item := self._waiting.pop(slot, None)) is not None:
+                await self._send(slot[0], item)
+        finally:
+            del self._tasks[slot]
+
+    @property
+    def waiting(self) -> int:
+        """Answers waiting for their chat (for tests and metrics)."""
+        return len(self._waiting)
+
+    async def close(self) -> None:
+        """Stop sending; what still waits is dropped."""
+        self._waiting.clear()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -17,7 +17,9 @@ class Verdict(Enum):
 
 
 class FloodGuard:
-    """Lets each volunteer send `rate` commands per `period` seconds."""
+    """Lets each volunteer send `rate` commands per `period` seconds. A bucket holds only the
+    keyed hash, in memory; /forget does not drop it, so erasing your data never buys a fresh
+    allowance (it leaves the LRU like any other)."""
 
     def __init__(self, rate: int, period: float, max_tracked: int = 50_000) -> None:
         self.rate = rate
@@ -44,7 +46,3 @@ class FloodGuard:
             return Verdict.QUIET
         warned[0] = True
         return Verdict.WARN
-
-    def forget(self, key: bytes) -> None:
-        """Drop a volunteer's bucket (after /forget)."""
-        self._buckets.pop(key, None)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.core import Invocation, Reply
+from bot.core import Invocation, Reply, Scope
 from bot.i18n import _
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ class Choice:
 
     value: str
     aliases: tuple[str, ...] = ()
+    scope: Scope | None = None  # choosing it needs this scope (e.g. /campaign window)
 
     def matches(self, word: str) -> bool:
         """Whether a typed word means this choice (case and accents as typed are forgiven)."""
@@ -54,14 +55,34 @@ class Command:
     summary: str
     handler: Handler
     args: tuple[Arg, ...] = ()
-    organizer_only: bool = False
-    group_only: bool = False
+    scope: Scope = Scope.VOLUNTEER  # community scope implies: only in a community
     hidden: bool = False
     public: bool = False  # answers for everyone in the chat (else for the asker alone)
+    lists_commands: bool = False  # shows commands by role (help): the front-end checks roles
+
+    @property
+    def scopes(self) -> frozenset[Scope]:
+        """Every scope this command or one of its choices needs."""
+        found = {self.scope}
+        found.update(c.scope for arg in self.args for c in arg.choices if c.scope is not None)
+        return frozenset(found)
+
+    def required(self, args: dict[str, str]) -> Scope:
+        """The scope needed to run it with these parsed arguments (the highest one chosen)."""
+        needed = [self.scope]
+        for arg in self.args:
+            chosen = args.get(arg.name)
+            for choice in arg.choices:
+                if choice.value == chosen and choice.scope is not None:
+                    needed.append(choice.scope)
+        return max(needed, key=RANK.__getitem__)
 
     def usage(self) -> str:
         """The usage line, e.g. `/pledge [instagram|facebook|both]`."""
         return " ".join([f"/{self.name}", *(arg.usage() for arg in self.args)])
+
+
+RANK = {Scope.VOLUNTEER: 0, Scope.COMMUNITY: 1, Scope.COALITION: 2}
 
 
 class UsageError(Exception):
@@ -77,6 +98,19 @@ def fold(word: str) -> str:
     """Case-fold and drop accents and Arabic diacritics, for matching typed words."""
     decomposed = unicodedata.normalize("NFKD", word.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).strip()
+
+
+_COMMAND_HEAD = re.compile(r"/(\S*)(.*)", re.DOTALL)
+
+
+def split_command(text: str) -> tuple[str, str, str]:
+    """Split a typed `/name@bot rest` into (name, addressee, rest): the name ends at any
+    whitespace (a space, a line break, a no-break space), and the rest keeps its lines."""
+    match = _COMMAND_HEAD.match(text.lstrip())
+    if match is None:
+        return "", "", text.strip()
+    name, _, addressee = match.group(1).partition("@")
+    return name.lower(), addressee, match.group(2).strip()
 
 
 def parse_args(command: Command, text: str) -> dict[str, str]:
@@ -134,14 +168,17 @@ class Registry:
     def __len__(self) -> int:
         return len(self._commands)
 
-    def menu(self, organizer: bool) -> list[tuple[str, str]]:
+    def menu(self, *scopes: Scope) -> list[tuple[str, str]]:
         """(name, description) pairs in the current language, for a platform's command menu."""
-        return [(command.name, _(command.summary)) for command in self.listed(organizer)]
+        return [(command.name, _(command.summary)) for command in self.listed(*scopes)]
 
-    def listed(self, organizer: bool) -> list[Command]:
-        """The commands to show someone in help and menus."""
-        return [
-            c
-            for c in self._commands.values()
-            if not c.hidden and (organizer or not c.organizer_only)
-        ]
+    def listed(self, *scopes: Scope) -> list[Command]:
+        """The commands to show someone who holds these scopes, in help and menus."""
+        held = {Scope.VOLUNTEER, *scopes}
+        return [c for c in self._commands.values() if not c.hidden and c.scope in held]
+
+    def checks_admin(self, name: str) -> bool:
+        """Whether a front-end must find out if the sender is a community admin for it
+        (a platform look-up it can skip for every other command)."""
+        command = self._commands.get(name)
+        return command is not None and (Scope.COMMUNITY in command.scopes or command.lists_commands)

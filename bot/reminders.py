@@ -9,6 +9,7 @@ from bot.campaign import default_ladder as default_ladder
 from bot.core import Button
 from bot.i18n import Raw, _, ngettext
 from bot.services import Services
+from bot.text import with_opt_out
 from handlers.common import paragraphs, window
 from handlers.tally import tally_text
 from storage.base import Tally
@@ -31,9 +32,7 @@ def render(
     rung, _sep, minutes = subject.partition(":")  # "before_1h:120": moved 2 hours ahead
     text = _reminder(rung, int(minutes) if minutes.isdigit() else None, services, platform)
     if personal:
-        text = paragraphs(
-            text, _("To stop these reminders, send {command}.", command=Raw("/reminders off"))
-        )
+        text = with_opt_out(text)
     if kind == "reminder" and rung == "checkin":
         # Answered by /done or this button, in a private chat or in the community.
         return text, (Button(_("I froze my accounts"), "done"),)

@@ -40,12 +40,20 @@ class Services:
     count_listeners: list[Callable[[], None]] = field(default_factory=list)
     # Whoever triggers the stored ladder (the running scheduler) rebuilds from it when told.
     schedule_listeners: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The running outbox: told at once when a handler makes a broadcast, so sending starts
+    # without waiting for its next look at the database.
+    broadcast_listeners: list[Callable[[], None]] = field(default_factory=list)
     # One organizer's change of the window or the ladder at a time.
     schedule_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def counts_changed(self) -> None:
         """Tell every live board (every platform's) that pledge counts changed."""
         for listener in self.count_listeners:
+            listener()
+
+    def broadcast_created(self) -> None:
+        """Tell the outbox that a new broadcast's deliveries are waiting."""
+        for listener in self.broadcast_listeners:
             listener()
 
     async def schedule_changed(self) -> None:

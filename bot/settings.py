@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     telegram_rate_per_group_minute: float = Field(default=20.0, gt=0, le=6000)
     discord_sync: str = Field(default="global", pattern=r"^(global|off|\d{15,21})$")
     discord_organizer_role: int | None = None
+    discord_home_guild_id: int | None = Field(default=None, ge=1)
     discord_shard_count: int | None = Field(default=None, ge=1, le=10000)
     discord_rate_overall: float = Field(default=45.0, gt=0, le=50)
     telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_path: Path | None = None
     pepper: SecretStr | None = None
+    pepper_file: Path | None = None
     default_language: Language = "en"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -146,6 +148,24 @@ class Settings(BaseSettings):
             return None
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("too short: use at least 32 random characters")
+        return value
+
+    @field_validator("pepper_file")
+    @classmethod
+    def _pepper_file_usable(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        if value.is_dir():
+            raise ValueError("is a folder: give the path of a file (created if missing)")
+        if not value.parent.is_dir():
+            raise ValueError("its folder does not exist: create it, the file is made there")
+        if value.exists():
+            try:
+                text = value.read_text(encoding="ascii").strip()
+            except (OSError, UnicodeDecodeError):
+                raise ValueError("cannot be read as a text file") from None
+            if len(text) < 32:
+                raise ValueError("too short: the file must hold at least 32 random characters")
         return value
 
     @model_validator(mode="after")

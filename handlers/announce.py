@@ -6,17 +6,25 @@ from __future__ import annotations
 import re
 
 from bot import i18n
-from bot.core import Button, Invocation, Reply, Visibility, private
-from bot.i18n import N_, Raw, _
+from bot.core import Button, Invocation, Platform, Reply, Scope, Visibility, private
+from bot.i18n import N_, Raw, _, ngettext
 from bot.progress import progress_text
 from bot.registry import Arg, Command
 from bot.services import Services
-from bot.text import clean
+from bot.text import MESSAGE_LIMITS, clean, echo, message_count, parse_whole, with_opt_out
 from handlers.common import LANGUAGE_NAMES, paragraphs
 
 TEXT = Arg("text", label=N_("The announcement; start a part with ar:, fr: or en:"), rest=True)
-ID = Arg("id", required=True)
+ID = Arg("id", label=N_("announcement number"), required=True)
 _MARKER = re.compile(r"(?:^|\s)(ar|fr|en):\s*", re.IGNORECASE)
+
+# Characters per language. Telegram takes 4,096 in one message; 4,000 leaves room for the
+# line a volunteer's copy gets ("To stop these reminders…"), so every Telegram reader gets
+# an announcement in one message, and a Discord reader (2,000 a message) in a few. The
+# preview says how many.
+MAX_LENGTH = 4000
+MAX_ID = 2**63 - 1  # the largest id storage can hold
+PLATFORM_NAMES = {Platform.TELEGRAM: "Telegram", Platform.DISCORD: "Discord"}
 
 
 def variants(text: str, default: str) -> dict[str, str]:
@@ -32,7 +40,7 @@ def variants(text: str, default: str) -> dict[str, str]:
 
 
 async def announce(invocation: Invocation, services: Services) -> list[Reply]:
-    """Announce to every community and volunteer, in their languages (organizers)."""
+    """Announce to every community and volunteer, in their languages (coalition organizers)."""
     typed = clean(invocation.args.get("text", ""))
     texts = variants(typed, invocation.locale)
     if not texts:
@@ -40,6 +48,19 @@ async def announce(invocation: Invocation, services: Services) -> list[Reply]:
             _(
                 "Write the announcement after the command, for example: {example}",
                 example=Raw("/announce en: Tomorrow we freeze! fr: Demain, on gèle !"),
+            )
+        )
+    longest = max(texts, key=lambda code: len(texts[code]))
+    if len(texts[longest]) > MAX_LENGTH:
+        return private(
+            ngettext(
+                "This announcement is too long: each language's text may have at most {count} "
+                "character, and the {language} text has {length}. Nothing was saved.",
+                "This announcement is too long: each language's text may have at most {count} "
+                "characters, and the {language} text has {length}. Nothing was saved.",
+                MAX_LENGTH,
+                language=LANGUAGE_NAMES[longest],
+                length=len(texts[longest]),
             )
         )
     source = invocation.locale if invocation.locale in texts else next(iter(texts))
@@ -61,22 +82,71 @@ async def announce(invocation: Invocation, services: Services) -> list[Reply]:
         else ""
     )
     return private(
-        paragraphs("\n".join(preview), notes, _("Press the button to send it to everyone.")),
+        paragraphs(
+            "\n".join(preview),
+            notes,
+            message_counts(texts, source, services),
+            _("Press the button to send it to everyone."),
+        ),
         Button(_("Send to everyone"), f"announce_send {announcement_id}"),
+    )
+
+
+def message_counts(texts: dict[str, str], source: str, services: Services) -> str:
+    """How many messages each reader gets, per platform where that differs (Telegram and
+    Discord cut long texts at different lengths)."""
+    counts: dict[str, int] = {}
+    for platform in MESSAGE_LIMITS:
+        if services.platforms is not None and platform not in services.platforms:
+            continue
+        most = 1
+        for language in services.catalogs.languages:
+            # The longest copy: a volunteer's, with the line saying how to stop reminders.
+            with i18n.use(services.catalogs.get(language)):
+                copy = with_opt_out(texts.get(language) or texts[source])
+            most = max(most, message_count(copy, platform))
+        counts[platform] = most
+    if len(set(counts.values())) <= 1:
+        return ngettext(
+            "Each reader gets it in {count} message.",
+            "Each reader gets it in {count} messages.",
+            max(counts.values(), default=1),
+        )
+    return "\n".join(
+        ngettext(
+            "On {platform}, each reader gets it in {count} message.",
+            "On {platform}, each reader gets it in {count} messages.",
+            count,
+            platform=PLATFORM_NAMES[Platform(platform)],
+        )
+        for platform, count in counts.items()
     )
 
 
 async def announce_send(invocation: Invocation, services: Services) -> list[Reply]:
     """Send a previewed announcement (the preview's button)."""
     raw = invocation.args.get("id", "")
-    found = await services.storage.announcement(int(raw)) if raw.isdigit() else None
+    number = parse_whole(raw, MAX_ID)
+    if number is None:
+        command = services.registry.get("announce_send")
+        assert command is not None
+        return private(
+            _(
+                "I did not understand “{value}”. Usage: {usage}",
+                value=echo(raw),
+                usage=Raw(command.usage()),
+            )
+        )
+    found = await services.storage.announcement(number)
     if found is None:
         return private(_("That announcement no longer exists. Send /announce again."))
+    # The key is made from the number, not from what was typed: "7" and "007" are one
+    # announcement, sent once.
     made = await services.storage.create_broadcast(
         services.campaign.id,
-        f"announcement:{services.campaign.slug}:{raw}",
+        f"announcement:{services.campaign.slug}:{number}",
         "announcement",
-        raw,
+        str(number),
         services.settings.default_language,
         platforms=services.platforms,
     )
@@ -89,6 +159,7 @@ async def announce_send(invocation: Invocation, services: Services) -> list[Repl
                 "opted in to reminders."
             )
         )
+    services.broadcast_created()  # the sender starts at once, not at its next look
     # The front-end keeps this message up to date as the broadcast goes (bot.progress).
     return [
         Reply(
@@ -102,17 +173,17 @@ async def announce_send(invocation: Invocation, services: Services) -> list[Repl
 COMMANDS = (
     Command(
         "announce",
-        N_("Announce to every community and volunteer (organizers)"),
+        N_("Announce to every community and volunteer (coalition organizers)"),
         announce,
         args=(TEXT,),
-        organizer_only=True,
+        scope=Scope.COALITION,
     ),
     Command(
         "announce_send",
-        N_("Send a previewed announcement (organizers)"),
+        N_("Send a previewed announcement (coalition organizers)"),
         announce_send,
         args=(ID,),
-        organizer_only=True,
+        scope=Scope.COALITION,
         hidden=True,
     ),
 )

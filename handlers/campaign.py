@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -30,7 +31,7 @@ from bot.campaign import (
     place,
     reminder_key,
 )
-from bot.core import Invocation, Platform, Reply, private
+from bot.core import Invocation, Platform, Reply, Scope, private
 from bot.i18n import LRI, N_, PDI, Raw, _, ngettext
 from bot.registry import Arg, Choice, Command, fold
 from bot.services import Services
@@ -42,18 +43,28 @@ log = logging.getLogger(__name__)
 
 ACTION = Arg(
     "action",
-    label=N_("What to change (organizers)"),
+    label=N_("What to change (coalition organizers)"),
     choices=(
-        Choice("window", ("fenêtre", "période", "dates", "نافذة", "موعد", "الموعد")),
-        Choice("reminder", ("reminders", "rappel", "rappels", "تذكير", "التذكير", "تذكيرات")),
+        Choice(
+            "window",
+            scope=Scope.COALITION,
+            aliases=("fenêtre", "période", "dates", "نافذة", "موعد", "الموعد"),
+        ),
+        Choice(
+            "reminder",
+            scope=Scope.COALITION,
+            aliases=("reminders", "rappel", "rappels", "تذكير", "التذكير", "تذكيرات"),
+        ),
     ),
 )
-VALUE = Arg("value", label=N_("new value (organizers)"), rest=True)
+VALUE = Arg("value", label=N_("new value (coalition organizers)"), rest=True)
 
 # The freeze keeps its length when organizers move it: every text of the campaign says
 # "24 hours", so a window of another length would make them untrue.
 DEFAULT_LENGTH = timedelta(hours=24)
 MAX_DISTANCE = timedelta(days=7)  # how far a reminder may be from its end of the window
+# How far ahead organizers may move the freeze: further is surely a typo (2062 for 2026).
+MAX_AHEAD = timedelta(days=366)
 
 # "2026-12-16", "2026-12-16 09:00" or "2026-12-16T09:00".
 _WINDOW = re.compile(
@@ -83,10 +94,12 @@ ON_EXAMPLE = "/campaign reminder checkin on"
 def parse_length(text: str) -> timedelta | None:
     """A length of time typed as 36h, 1h30, 90m, 2d, 1d12h or 0; None if unreadable."""
     word = fold(text).replace(" ", "")
-    if word.isdigit():
-        return timedelta(0) if int(word) == 0 else None
+    if word.isdecimal():  # only 0 may go without a unit (and int() never reads 5,000 digits)
+        return timedelta(0) if all(unicodedata.digit(ch) == 0 for ch in word) else None
     hours_minutes = _HOURS_MINUTES.fullmatch(word)
     if hours_minutes:
+        if int(hours_minutes[2]) >= 60:  # 1h99 is a typo, not 2h39
+            return None
         return timedelta(hours=int(hours_minutes[1]), minutes=int(hours_minutes[2]))
     if not _PARTS.fullmatch(word):
         return None
@@ -146,13 +159,6 @@ async def campaign(invocation: Invocation, services: Services) -> list[Reply]:
         if invocation.is_organizer:
             replies += private(await schedule_text(invocation, services))
         return replies
-    if not invocation.is_organizer:
-        return private(
-            _(
-                "Sorry, only the campaign's organizers can change the freeze window and the "
-                "reminders."
-            )
-        )
     value = invocation.args.get("value", "").strip()
     if action == "window":
         return await set_window(invocation, services, value)
@@ -267,6 +273,14 @@ async def set_window(invocation: Invocation, services: Services, value: str) -> 
                 "A freeze from {start} to {end} would already be over. Nothing changed.",
                 start=translator.when(start, zone),
                 end=translator.when(end, zone),
+            )
+        )
+    if start - now > MAX_AHEAD:
+        return private(
+            _(
+                "A freeze starting on {start} is more than a year away. Choose a start within "
+                "a year from now. Nothing changed.",
+                start=translator.when(start, zone),
             )
         )
     async with services.schedule_lock:

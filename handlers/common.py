@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date
 
@@ -31,7 +31,10 @@ def reader_zone(invocation: Invocation, services: Services) -> ZoneInfo:
     """The volunteer's time zone, else the campaign's."""
     volunteer = invocation.volunteer
     if volunteer is not None and volunteer.timezone:
-        return ZoneInfo(volunteer.timezone)
+        try:
+            return ZoneInfo(volunteer.timezone)
+        except (ZoneInfoNotFoundError, ValueError):  # stored once, gone from this machine
+            pass
     return services.campaign.zone
 
 

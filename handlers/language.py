@@ -7,7 +7,7 @@ from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from bot import i18n
-from bot.core import Button, Invocation, Reply, private
+from bot.core import Button, Invocation, Reply, Scope, private
 from bot.i18n import N_, Raw, _
 from bot.registry import Arg, Choice, Command
 from bot.services import Services
@@ -26,10 +26,14 @@ LANGUAGE = Arg(
 )
 SCOPE = Arg(
     "scope",
-    label=N_("For you, or for the whole community (organizers)"),
+    label=N_("For you, or for the whole community (community admins)"),
     choices=(
         Choice("me", ("moi", "أنا", "لي")),
-        Choice("group", ("groupe", "community", "communauté", "server", "serveur", "المجموعة")),
+        Choice(
+            "group",
+            scope=Scope.COMMUNITY,
+            aliases=("groupe", "community", "communauté", "server", "serveur", "المجموعة"),
+        ),
     ),
 )
 ZONE = Arg("zone", label=N_("time zone"), rest=True)
@@ -61,17 +65,6 @@ async def language(invocation: Invocation, services: Services) -> list[Reply]:
 async def _community_language(
     invocation: Invocation, services: Services, chosen: str
 ) -> list[Reply]:
-    if not invocation.in_group:
-        return private(
-            _(
-                "{command} works only in a community group, not in a private chat.",
-                command=Raw("/language … group"),
-            )
-        )
-    if not invocation.is_organizer:
-        return private(
-            _("Sorry, only the campaign's organizers can change the community's language.")
-        )
     if chosen == "auto":
         return private(_("A community needs a fixed language: choose ar, fr or en."))
     await services.storage.set_community_language(invocation.platform, invocation.chat_id, chosen)
@@ -79,9 +72,22 @@ async def _community_language(
         return [Reply(text=_("This community's language is now English."))]
 
 
+# What a volunteer may choose: the zones of a place, "Area/Location" (Europe/Paris,
+# America/Argentina/Buenos_Aires, and older names such as US/Eastern that still name one),
+# plus UTC. Not what the system adds ("localtime", "Factory", "posixrules"), nor the Etc/
+# zones, whose signs are inverted (Etc/GMT+5 is five hours *behind* UTC).
+_NOT_PLACES = frozenset({"Etc", "SystemV", "posix", "right"})
+
+
+def is_place_zone(name: str) -> bool:
+    """Whether an IANA zone name is one a volunteer may choose: a place's, or UTC."""
+    area, slash, _location = name.partition("/")
+    return name == "UTC" or (bool(slash) and area[:1].isupper() and area not in _NOT_PLACES)
+
+
 @cache
 def _zones_by_folded_name() -> dict[str, str]:
-    return {name.casefold(): name for name in available_timezones()}
+    return {name.casefold(): name for name in available_timezones() if is_place_zone(name)}
 
 
 def find_zone(text: str) -> str | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from bot.campaign import checkin_window, load_ladder
 from bot.core import Invocation, Reply, private
 from bot.i18n import N_, Raw, _
 from bot.registry import Arg, Choice, Command
 from bot.services import Services
+from handlers.campaign import moment_text
 from handlers.common import (
     accounts,
     long_date,
@@ -39,17 +41,22 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
     result = await services.storage.pledge(
         services.campaign.id, invocation.volunteer_key, invocation.platform, chat, choice
     )
-    if result.status is PledgeStatus.NEW and is_milestone(result.number, services.campaign.goal):
-        # Posted once to every subscribed community: the key makes a second call a no-op.
-        await services.storage.create_broadcast(
+    total = result.total
+    if total is not None and is_milestone(total, services.campaign.goal):
+        # The campaign's real count reached it (a volunteer number only grows, withdrawals
+        # or not). Posted once to every subscribed community: the key, one per campaign and
+        # milestone, makes any later crossing of the same count a no-op.
+        made = await services.storage.create_broadcast(
             services.campaign.id,
-            f"milestone:{services.campaign.slug}:{result.number}",
+            f"milestone:{services.campaign.slug}:{total}",
             "milestone",
-            str(result.number),
+            str(total),
             services.settings.default_language,
             volunteers=False,
             platforms=services.platforms,
         )
+        if made is not None:
+            services.broadcast_created()
     label = accounts(result.choice)
     if result.status is PledgeStatus.ALREADY:
         return private(
@@ -90,7 +97,35 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
 
 
 async def done(invocation: Invocation, services: Services) -> list[Reply]:
-    """Say you froze your accounts (after the freeze)."""
+    """Say you froze your accounts: from the freeze start until the check-in closes."""
+    campaign = services.campaign
+    if campaign.start is None or campaign.end is None:
+        return private(
+            _(
+                "You can check in once the freeze starts; the organizers have not announced "
+                "its dates yet."
+            )
+        )
+    now = services.clock()
+    zone = reader_zone(invocation, services)
+    if now < campaign.start:
+        return private(
+            _(
+                "Not yet: the freeze starts on {start}. Once you have frozen your accounts, "
+                "send {command}.",
+                start=moment_text(campaign.start, zone, invocation.platform),
+                command=Raw("/done"),
+            )
+        )
+    _opens, closes = checkin_window(campaign, await load_ladder(services.storage, campaign))
+    if now >= closes:
+        return private(
+            _(
+                "The check-in closed on {moment}: it is too late to be counted as done. Thank "
+                "you for taking part!",
+                moment=moment_text(closes, zone, invocation.platform),
+            )
+        )
     recorded = await services.storage.mark_done(services.campaign.id, invocation.volunteer_key)
     if recorded is None:
         return private(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from bot.core import Button, Invocation, Reply, private
 from bot.i18n import N_, Raw, _, ngettext
 from bot.registry import Arg, Choice, Command
 from bot.services import Services
 from handlers.common import LANGUAGE_NAMES, accounts, long_date, paragraphs
+from storage.base import NotWiped, StorageError
+
+log = logging.getLogger(__name__)
 
 CONFIRM = Arg(
     "confirm",
@@ -85,8 +90,26 @@ async def forget(invocation: Invocation, services: Services) -> list[Reply]:
             ),
             Button(_("Erase my data"), "forget confirm"),
         )
-    existed = await services.storage.forget(invocation.volunteer_key)
-    services.flood.forget(invocation.volunteer_key)
+    # The flood bucket stays: erasing your data must not buy a fresh allowance of commands.
+    try:
+        existed = await services.storage.forget(invocation.volunteer_key)
+    except StorageError as error:
+        log.error("/forget could not be done: %s", error)
+        return private(
+            _(
+                "I could not erase your data: the bot's storage is failing. Nothing was "
+                "erased; please try again later."
+            )
+        )
+    except NotWiped:
+        log.warning("/forget: erased, old copies not cut from the files yet")
+        return private(
+            _(
+                "Your data is deleted and your pledge no longer counts, but old copies could "
+                "not yet be wiped from the bot's storage files. The bot finishes wiping them "
+                "by itself, at the latest when it restarts."
+            )
+        )
     if not existed:
         return private(_("There was nothing stored about you."))
     return private(_("Done: everything about you is erased, and your pledge no longer counts."))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bot.core import Button, Invocation, Reply, private
+from bot.core import Button, Invocation, Reply, Scope, private
 from bot.i18n import N_, _
 from bot.registry import Arg, Choice, Command
 from bot.services import Services
 from handlers.common import LANGUAGE_NAMES
+from storage.base import NotWiped
 
 STATE = Arg(
     "state",
@@ -54,7 +55,17 @@ async def reminders(invocation: Invocation, services: Services) -> list[Reply]:
                 language=LANGUAGE_NAMES[invocation.locale],
             )
         )
-    await services.storage.set_reminders(invocation.volunteer_key, False, None)
+    try:
+        await services.storage.set_reminders(invocation.volunteer_key, False, None)
+    except NotWiped:
+        return private(
+            _(
+                "Reminders are off, and the address I used to write to you is deleted, but "
+                "old copies of it could not yet be wiped from the bot's storage files. The bot "
+                "finishes wiping them by itself, at the latest when it restarts. Your pledge "
+                "still counts."
+            )
+        )
     return private(
         _(
             "Reminders are off, and I deleted the address I used to write to you. "
@@ -64,7 +75,7 @@ async def reminders(invocation: Invocation, services: Services) -> list[Reply]:
 
 
 async def subscribe(invocation: Invocation, services: Services) -> list[Reply]:
-    """Choose whether this community receives announcements and reminders (organizers)."""
+    """Choose whether this community receives announcements and reminders (its admins)."""
     state = invocation.args.get("state")
     community = invocation.community
     if state is None:
@@ -86,10 +97,9 @@ COMMANDS = (
     Command("reminders", N_("Turn freeze reminders on or off"), reminders, args=(STATE,)),
     Command(
         "subscribe",
-        N_("Choose whether this community receives announcements (organizers)"),
+        N_("Choose whether this community receives announcements (community admins)"),
         subscribe,
         args=(STATE,),
-        organizer_only=True,
-        group_only=True,
+        scope=Scope.COMMUNITY,
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core import Invocation, Reply
+from bot.core import Invocation, Reply, Scope
 from bot.i18n import N_, Raw, _
 from bot.registry import Arg, Choice, Command
 from bot.services import Services
@@ -32,16 +32,21 @@ async def start(invocation: Invocation, services: Services) -> list[Reply]:
 
 async def help_(invocation: Invocation, services: Services) -> list[Reply]:
     """List the commands."""
-    commands = services.registry.listed(invocation.is_organizer)
-    volunteers = [c for c in commands if not c.organizer_only]
-    organizers = [c for c in commands if c.organizer_only]
-    lines = [_("Commands:")]
-    lines += [_("{usage} — {summary}", usage=c.usage(), summary=_(c.summary)) for c in volunteers]
-    if organizers:
-        lines += ["", _("For organizers:")]
-        lines += [
-            _("{usage} — {summary}", usage=c.usage(), summary=_(c.summary)) for c in organizers
+    held = [scope for scope in (Scope.COMMUNITY, Scope.COALITION) if invocation.may(scope)]
+    commands = services.registry.listed(*held)
+
+    def lines_for(scope: Scope) -> list[str]:
+        return [
+            _("{usage} — {summary}", usage=c.usage(), summary=_(c.summary))
+            for c in commands
+            if c.scope is scope
         ]
+
+    lines = [_("Commands:"), *lines_for(Scope.VOLUNTEER)]
+    if Scope.COMMUNITY in held:
+        lines += ["", _("For this community's admins:"), *lines_for(Scope.COMMUNITY)]
+    if Scope.COALITION in held:
+        lines += ["", _("For the coalition's organizers:"), *lines_for(Scope.COALITION)]
     return [
         Reply(
             text=paragraphs(
@@ -59,5 +64,5 @@ async def help_(invocation: Invocation, services: Services) -> list[Reply]:
 
 COMMANDS = (
     Command("start", N_("Start here"), start, args=(DEEP_LINK,), hidden=True),
-    Command("help", N_("List the commands"), help_, public=True),
+    Command("help", N_("List the commands"), help_, public=True, lists_commands=True),
 )

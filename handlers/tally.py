@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot import i18n
-from bot.core import Invocation, Reply, ReplyKind, private
+from bot.core import Invocation, Reply, ReplyKind, Scope, private
 from bot.i18n import N_, Raw, _, ngettext
 from bot.registry import Command
 from bot.services import Services
@@ -70,7 +70,7 @@ async def tally(invocation: Invocation, services: Services) -> list[Reply]:
 
 
 async def board(invocation: Invocation, services: Services) -> list[Reply]:
-    """Post the live pledge board with its "I pledge" button (organizers)."""
+    """Post the live pledge board with its "I pledge" button (community admins)."""
     return [await render_board(services, invocation.platform, invocation.chat_id)]
 
 
@@ -90,7 +90,7 @@ async def render_board(services: Services, platform: str, chat_id: str) -> Reply
 
 
 async def tallypost(invocation: Invocation, services: Services) -> list[Reply]:
-    """Turn this community's periodic tally post on or off (organizers, in a community)."""
+    """Turn this community's periodic tally post on or off (its admins)."""
     state = invocation.args.get("state")
     community = invocation.community
     hours = services.settings.tally_post_hours
@@ -119,7 +119,7 @@ async def tallypost(invocation: Invocation, services: Services) -> list[Reply]:
         return [Reply(text=_("This community will no longer get the periodic pledge count."))]
     unsubscribed = (
         _(
-            "This community is unsubscribed, so nothing will be posted until an organizer "
+            "This community is unsubscribed, so nothing will be posted until one of its admins "
             "sends {command}.",
             command=Raw("/subscribe on"),
         )
@@ -144,18 +144,16 @@ COMMANDS = (
     Command("tally", N_("Show how many volunteers have pledged"), tally, public=True),
     Command(
         "board",
-        N_("Post the live pledge board with its button (organizers)"),
+        N_("Post the live pledge board with its button (community admins)"),
         board,
-        organizer_only=True,
-        group_only=True,
+        scope=Scope.COMMUNITY,
         public=True,
     ),
     Command(
         "tallypost",
-        N_("Post the pledge count here regularly: on or off (organizers)"),
+        N_("Post the pledge count here regularly: on or off (community admins)"),
         tallypost,
         args=(STATE,),
-        organizer_only=True,
-        group_only=True,
+        scope=Scope.COMMUNITY,
     ),
 )

@@ -9,6 +9,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 
+class StorageError(Exception):
+    """The storage itself is failing (disk full, read-only file, I/O error, closed): the
+    operation did not happen, nothing of it was saved. The message names the failure, never
+    the data."""
+
+
+class NotWiped(Exception):
+    """An erasure is saved (the rows are gone), but the old copies of what it erased could
+    not yet be cut from the storage files (something held them, or the disk failed). The
+    storage finishes it at its next erasure, at shutdown, or at the latest at its next start."""
+
+
 @dataclass(frozen=True, slots=True)
 class Volunteer:
     """What is stored about one volunteer: no name, no handle, no message text."""
@@ -49,6 +61,9 @@ class PledgeResult:
     status: PledgeStatus
     number: int
     choice: str
+    # A new pledge: the campaign's current pledges just after it (withdrawals deducted), read
+    # in the same transaction. None when the request changed no count.
+    total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +186,9 @@ class Storage(abc.ABC):
     async def set_reminders(
         self, key: bytes, enabled: bool, dm_address: str | None, platform: str | None = None
     ) -> None:
-        """Opt in (keeping the platform and address to write to) or out (dropping them)."""
+        """Opt in (keeping the platform and address to write to) or out: then the address
+        leaves every table (queued messages dropped, sent ones keep no address) and the
+        files; NotWiped if the rows changed but old copies remain in the files for now."""
 
     @abc.abstractmethod
     async def set_community_language(self, platform: str, chat_id: str, language: str) -> None:
@@ -195,7 +212,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def forget(self, key: bytes) -> bool:
-        """Delete everything about a volunteer, leaving no copy in the files; False if none."""
+        """Delete everything about a volunteer, leaving no copy in the files; False if none.
+        StorageError: nothing was erased; NotWiped: erased, old copies not yet cut."""
 
     @abc.abstractmethod
     async def export(self, campaign_id: int, key: bytes) -> VolunteerData:
@@ -261,7 +279,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def finish_deliveries(self, finished: list[Finished]) -> None:
-        """Record how deliveries ended: sent, failed, unreachable, or pending (retry)."""
+        """Record how deliveries ended: sent, failed, unreachable, or pending (retry). When
+        this ends the last reminder of the campaign's ladder (nothing of it left to send),
+        the campaign is over for private messages: every volunteer's address is dropped,
+        as if each had opted out."""
 
     @abc.abstractmethod
     async def next_due(self, platform: str) -> datetime | None:
@@ -277,7 +298,9 @@ class Storage(abc.ABC):
     ) -> dict[str, int]:
         """After a crash, settle the platform's rows left in flight: those never sent go back
         to pending; those sent within `resend_within` (a platform that deduplicates) too;
-        the rest become unknown. How many went each way ("pending", "unknown")."""
+        the rest become unknown. A row whose reader opted out meanwhile (its address is gone)
+        is never sent again: failed if it never left, else unknown. How many went each way
+        ("pending", "unknown", and "failed" when any)."""
 
     @abc.abstractmethod
     async def set_progress(self, broadcast_id: int, where: str | None) -> None:

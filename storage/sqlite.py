@@ -3,16 +3,27 @@
 Every operation is a plain function over the sqlite3 connection, run on aiosqlite's worker
 thread. Operations that arrive while a batch runs are committed together in the next one
 (each inside its own SAVEPOINT, so one failing operation rolls back alone): under load a
-thousand pledges cost one thread hop and one commit instead of a thousand.
+thousand pledges cost one thread hop and one commit instead of a thousand. If the COMMIT
+itself fails, each operation of the batch is tried again alone, so none is reported saved
+unless it is, and one that cannot be saved does not take the others down.
+
+Erasing (/forget, opting out, the campaign's end) leaves no copy in the files: secure_delete
+zeroes freed cells, then the WAL is checkpointed into the main file and cut to zero bytes.
+Erasures queued in the same batch share one cut. A cut that fails (a reader holds the WAL,
+the disk fails) is owed: done at the next erasure, at close, and at every open, which also
+finishes one a kill interrupted.
+
+A storage failure (disk full, read-only file, I/O error) reaches callers as StorageError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -25,10 +36,12 @@ from storage.base import (
     Community,
     Delivery,
     Finished,
+    NotWiped,
     Pledge,
     PledgeResult,
     PledgeStatus,
     Storage,
+    StorageError,
     Tally,
     Volunteer,
     VolunteerData,
@@ -39,12 +52,61 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock
+# How long cutting the WAL waits for a reader (a backup, say) to let go: not the writers'
+# five seconds, since the whole queue waits behind it; if the reader stays, the cut is owed.
+WIPE_BUSY_TIMEOUT_MS = 200
+
+# Primary result codes that mean the storage itself is failing, not the operation.
+_FAILING = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOLFS,
+    }
+)
+
 
 def _truncate_wal_marker(db: sqlite3.Connection) -> None:
-    """Queue marker: truncate the WAL at this point of the queue."""
+    """Queue marker: cut the WAL once everything queued before it is committed."""
 
 
 _TRUNCATE_WAL: Op = _truncate_wal_marker
+
+
+def failing(error: BaseException) -> bool:
+    """Whether an error means the storage is failing (full, read-only, I/O, closed)."""
+    if isinstance(error, sqlite3.Error) and error.sqlite_errorcode is not None:
+        return error.sqlite_errorcode & 0xFF in _FAILING
+    if isinstance(error, sqlite3.ProgrammingError | ValueError):
+        return "closed" in str(error).lower()
+    return False
+
+
+def as_storage_error(error: BaseException) -> BaseException:
+    """A StorageError for a failing storage (chained to the cause); other errors unchanged."""
+    if isinstance(error, StorageError) or not failing(error):
+        return error
+    code = getattr(error, "sqlite_errorname", None) or type(error).__name__
+    wrapped = StorageError(f"storage failing: {code}: {error}")
+    wrapped.__cause__ = error
+    return wrapped
+
+
+class _BeginFailed(Exception):
+    """No transaction could be started: no operation of the batch ran."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _now() -> str:
@@ -72,35 +134,49 @@ class SQLiteStorage(Storage):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._conn: aiosqlite.Connection | None = None
+        self._closing = False
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None
+        self.wal_truncates = 0  # how many times the WAL was cut (tests, benchmarks)
+        self._wipe_owed = False  # a cut failed: the next erasure's cut, close or open does it
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the file, set pragmas, apply migrations."""
+        """Open the file, set pragmas, apply migrations, then cut the WAL: a process killed
+        between an erasure's commit and its cut left copies there, and this finishes it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+        self._closing = False
         await self._conn.executescript(
-            """
+            f"""
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = NORMAL;
             PRAGMA foreign_keys = ON;
             PRAGMA secure_delete = ON;
-            PRAGMA busy_timeout = 5000;
+            PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
             """
         )
         await self._migrate()
+        if not await self._cut_wal():
+            log.warning("storage: the WAL could not be cut at start-up; will try again")
 
     async def close(self) -> None:
-        """Wait for queued operations, checkpoint the WAL and close."""
+        """Wait for queued operations, cut the WAL and close; never raises, even when the
+        disk is full or the file read-only (what cannot be cut now is cut at the next open)."""
         if self._conn is None:
             return
+        self._closing = True
         while self._drainer is not None and not self._drainer.done():
-            await self._drainer
-        await self._conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
-        await self._conn.close()
-        self._conn = None
+            with contextlib.suppress(Exception):
+                await self._drainer
+        if not await self._cut_wal():
+            log.warning("storage: the WAL could not be cut at shutdown; the next start will")
+        conn, self._conn = self._conn, None
+        try:
+            await conn.close()
+        except Exception as error:  # a failing disk: the process ends anyway
+            log.warning("storage: closing the database failed: %s", as_storage_error(error))
 
     async def _migrate(self) -> int:
         """Apply every migration newer than the stored schema version, each atomically."""
@@ -127,83 +203,151 @@ class SQLiteStorage(Storage):
 
     # -- group commit ----------------------------------------------------------------
 
-    async def _call(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run op in the next write transaction and return its result."""
-        if self._conn is None:
-            raise RuntimeError("storage is not open")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    def _enqueue(self, op: Op) -> asyncio.Future[Any]:
+        """Queue op for the next batch; its future holds the outcome."""
+        if self._conn is None or self._closing:
+            raise StorageError("storage failing: the storage is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((op, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
-        return await future
+        return future
+
+    async def _call(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run op in the next write transaction and return its result."""
+        result: T = await self._enqueue(op)
+        return result
+
+    async def _wipe(self) -> None:
+        """Cut the WAL once everything queued so far is committed (NotWiped if it cannot)."""
+        await self._enqueue(_TRUNCATE_WAL)
+
+    async def _wipe_quietly(self, what: str) -> None:
+        """Cut the WAL for an erasure nobody waits on; a failure is logged and owed."""
+        try:
+            await self._wipe()
+        except (NotWiped, StorageError):
+            log.warning("storage: %s is saved, its old copies are not cut yet", what)
 
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            run: list[tuple[Op, asyncio.Future[Any]]] = []
-            for job in batch:
-                if job[0] is _TRUNCATE_WAL:
-                    await self._commit(run)
-                    run = []
-                    await self._truncate_wal(job[1])
-                else:
-                    run.append(job)
-            await self._commit(run)
+            ops = [job for job in batch if job[0] is not _TRUNCATE_WAL]
+            wipes = [future for op, future in batch if op is _TRUNCATE_WAL]
+            await self._commit(ops)
+            if wipes:  # every erasure of the batch shares one cut, after its commit
+                cut = await self._cut_wal()
+                for future in wipes:
+                    if future.done():
+                        continue
+                    if cut:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(NotWiped("the WAL could not be cut yet"))
 
     async def _commit(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
         """Run a batch of operations in one transaction and hand each caller its outcome."""
         if not batch:
             return
         assert self._conn is not None
+        ops = [op for op, _ in batch]
+        outcomes: list[Any]
         try:
             # aiosqlite's worker-thread call: the one place we hand it a function.
-            raw = self._conn._conn
-            ops = [op for op, _ in batch]
-            outcomes = await self._conn._execute(self._run_batch, raw, ops)
-        except Exception as error:  # the whole batch failed (disk full, closed)
-            outcomes = [error] * len(batch)
+            outcomes = await self._conn._execute(self._run_batch, self._conn._conn, ops)
+        except _BeginFailed as failed:  # nothing ran: no use trying each alone
+            outcomes = [failed.error] * len(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                outcomes = [error]
+            else:  # the COMMIT (or the batch's own bookkeeping) failed: each alone
+                log.warning(
+                    "storage: a batch of %d failed (%s); trying each alone",
+                    len(batch),
+                    as_storage_error(error),
+                )
+                try:
+                    outcomes = await self._conn._execute(self._run_each, self._conn._conn, ops)
+                except Exception as again:  # the connection itself is gone
+                    outcomes = [again] * len(batch)
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
             if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
+                future.set_exception(as_storage_error(outcome))
             else:
                 future.set_result(outcome)
 
-    async def _truncate_wal(self, future: asyncio.Future[Any]) -> None:
-        """Copy the WAL into the database and cut it to zero bytes (outside any transaction)."""
-        assert self._conn is not None
+    async def _cut_wal(self) -> bool:
+        """Checkpoint the WAL into the main file and cut it to zero bytes, outside any
+        transaction; False (and owed) if it could not be done now."""
+        if self._conn is None:
+            return False
         try:
-            rows = await self._conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
-            busy = next(iter(rows))[0]
-            if busy:
-                raise sqlite3.OperationalError("the WAL could not be truncated: database busy")
+            cut = bool(await self._conn._execute(self._truncate, self._conn._conn))
         except Exception as error:
-            if not future.done():
-                future.set_exception(error)
-            return
-        if not future.done():
-            future.set_result(None)
+            log.warning("storage: cutting the WAL failed: %s", as_storage_error(error))
+            cut = False
+        self._wipe_owed = not cut
+        if cut:
+            self.wal_truncates += 1
+        return cut
+
+    @staticmethod
+    def _truncate(db: sqlite3.Connection) -> bool:
+        """Runs on the database thread: wal_checkpoint(TRUNCATE), waiting a little for
+        readers; True if the WAL is now empty."""
+        db.execute(f"PRAGMA busy_timeout = {WIPE_BUSY_TIMEOUT_MS}")
+        try:
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return not busy
 
     @staticmethod
     def _run_batch(db: sqlite3.Connection, ops: list[Op]) -> list[Any]:
         """Runs on the database thread: one transaction, one savepoint per operation."""
+        if db.in_transaction:  # left open by a ROLLBACK that failed: nothing in it was saved
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise _BeginFailed(error) from error
         results: list[Any] = []
-        db.execute("BEGIN IMMEDIATE")
         try:
             for op in ops:
                 db.execute("SAVEPOINT op")
                 try:
                     results.append(op(db))
                 except Exception as error:
-                    db.execute("ROLLBACK TO op")
+                    try:
+                        db.execute("ROLLBACK TO op")
+                    except sqlite3.Error:
+                        # SQLite rolled the whole transaction back (a full disk can): the
+                        # batch is lost, and each operation is tried alone.
+                        raise error from None
                     results.append(error)
                 db.execute("RELEASE op")
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
-                db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
+        return results
+
+    @classmethod
+    def _run_each(cls, db: sqlite3.Connection, ops: list[Op]) -> list[Any]:
+        """Runs on the database thread: each operation in its own transaction."""
+        results: list[Any] = []
+        for op in ops:
+            try:
+                results.extend(cls._run_batch(db, [op]))
+            except _BeginFailed as failed:
+                results.append(failed.error)
+            except Exception as error:
+                results.append(error)
         return results
 
     # -- operations ----------------------------------------------------------------------
@@ -245,18 +389,18 @@ class SQLiteStorage(Storage):
                 (campaign_id, key),
             ).fetchone()
             if row is None:
-                number = db.execute(
+                number, total = db.execute(
                     "UPDATE campaigns SET pledged = pledged + 1, next_number = next_number + 1 "
-                    "WHERE id = ? RETURNING next_number - 1",
+                    "WHERE id = ? RETURNING next_number - 1, pledged",
                     (campaign_id,),
-                ).fetchone()[0]
+                ).fetchone()
                 chosen = choice or "both"
                 db.execute(
                     "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
                     "VALUES (?, ?, ?, ?, ?)",
                     (campaign_id, key, chosen, number, now),
                 )
-                result = PledgeResult(PledgeStatus.NEW, number, chosen)
+                result = PledgeResult(PledgeStatus.NEW, number, chosen, total)
             elif choice is not None and row[0] != choice:
                 db.execute(
                     "UPDATE pledges SET choice = ? WHERE campaign_id = ? AND volunteer = ?",
@@ -360,25 +504,27 @@ class SQLiteStorage(Storage):
         self, key: bytes, enabled: bool, dm_address: str | None, platform: str | None = None
     ) -> None:
         """Opt in (keeping the platform and address to write to) or out (dropping them)."""
+        if not enabled:
+            # Opting out must not create a record of someone we never stored; the address
+            # leaves every table, then the files (NotWiped if it cannot be cut yet).
+            dropped = bool(await self._call(lambda db: _drop_address(db, key)))
+            if dropped or self._wipe_owed:
+                try:
+                    await self._wipe()
+                except NotWiped:
+                    if dropped:  # nothing of theirs was here: nothing to tell them
+                        raise
+            return
 
         def op(db: sqlite3.Connection) -> None:
-            if enabled:  # opting out must not create a record of someone we never stored
-                _ensure_volunteer(db, key, _now())
+            _ensure_volunteer(db, key, _now())
             db.execute(
-                "UPDATE volunteers SET reminders = ?, dm_address = ?, dm_platform = ? "
+                "UPDATE volunteers SET reminders = 1, dm_address = ?, dm_platform = ? "
                 "WHERE key = ?",
-                (int(enabled), dm_address if enabled else None, platform if enabled else None, key),
+                (dm_address, platform, key),
             )
-            if not enabled:  # and nothing queued for them keeps their address either
-                db.execute(
-                    "DELETE FROM deliveries WHERE volunteer = ? AND state IN ('pending', 'failed')",
-                    (key,),
-                )
 
         await self._call(op)
-        if not enabled:
-            # The address is gone from the tables; leave no copy of it in the WAL either.
-            await self._call(_TRUNCATE_WAL)
 
     async def set_community_language(self, platform: str, chat_id: str, language: str) -> None:
         """Store a community's language."""
@@ -474,21 +620,15 @@ class SQLiteStorage(Storage):
 
     async def forget(self, key: bytes) -> bool:
         """Delete everything about a volunteer, leaving no copy in the files; False if none."""
-
-        def op(db: sqlite3.Connection) -> bool:
-            campaigns = [
-                row[0]
-                for row in db.execute(
-                    "SELECT campaign_id FROM pledges WHERE volunteer = ?", (key,)
-                ).fetchall()
-            ]
-            for campaign_id in campaigns:
-                _withdraw(db, campaign_id, key)
-            return db.execute("DELETE FROM volunteers WHERE key = ?", (key,)).rowcount > 0
-
-        existed = await self._call(op)
-        # secure_delete zeroed the freed cells; truncating the WAL drops the old page images.
-        await self._call(_TRUNCATE_WAL)
+        existed = bool(await self._call(lambda db: _erase_volunteer(db, key)))
+        if existed or self._wipe_owed:
+            # secure_delete zeroed the freed cells; cutting the WAL drops the old page images
+            # (shared with every erasure of the same batch).
+            try:
+                await self._wipe()
+            except NotWiped:
+                if existed:  # nothing of theirs was here: nothing to tell them
+                    raise
         return existed
 
     async def export(self, campaign_id: int, key: bytes) -> VolunteerData:
@@ -562,7 +702,7 @@ class SQLiteStorage(Storage):
         """Create a broadcast and expand its recipients into deliveries, in one transaction."""
         only = json.dumps(sorted(platforms)) if platforms is not None else None
 
-        def op(db: sqlite3.Connection) -> Broadcast | None:
+        def op(db: sqlite3.Connection) -> tuple[Broadcast | None, bool]:
             now = _now()
             row = db.execute(
                 "INSERT INTO broadcasts (campaign_id, key, kind, subject, created_at) "
@@ -570,7 +710,7 @@ class SQLiteStorage(Storage):
                 (campaign_id, key, kind, subject, now),
             ).fetchall()
             if not row:
-                return None
+                return None, False
             broadcast_id = int(row[0][0])
             communities = db.execute(
                 "INSERT INTO deliveries (broadcast_id, platform, address, language, updated_at) "
@@ -595,9 +735,14 @@ class SQLiteStorage(Storage):
             )
             total = communities + personal
             db.execute("UPDATE broadcasts SET recipients = ? WHERE id = ?", (total, broadcast_id))
-            return Broadcast(broadcast_id, key, kind, subject, total)
+            made = Broadcast(broadcast_id, key, kind, subject, total)
+            # the last reminder, with nobody to send it to: the campaign is over already
+            return made, _end_if_over(db, [broadcast_id])
 
-        return await self._call(op)
+        made, ended = await self._call(op)
+        if ended:
+            await self._wipe_quietly("the campaign's end")
+        return made
 
     async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:
         """Keep an organizer's announcement (texts per language) until it is sent; its id."""
@@ -672,13 +817,16 @@ class SQLiteStorage(Storage):
         return await self._call(op)
 
     async def finish_deliveries(self, finished: list[Finished]) -> None:
-        """Record how deliveries ended: sent, failed, unreachable, or pending (retry)."""
+        """Record how deliveries ended: sent, failed, unreachable, or pending (retry); the
+        campaign's end for private addresses when this ends its last reminder."""
 
-        def op(db: sqlite3.Connection) -> None:
+        def op(db: sqlite3.Connection) -> bool:
             now = _now()
             db.executemany(
-                "UPDATE deliveries SET state = ?, updated_at = ?, not_before = ?, "
-                "attempts = attempts - ? WHERE id = ? AND state = 'inflight'",
+                # a retry for a reader who opted out meanwhile (no address left) is not one
+                "UPDATE deliveries SET state = CASE WHEN ?1 = 'pending' AND address IS NULL "
+                "THEN 'failed' ELSE ?1 END, updated_at = ?2, not_before = ?3, "
+                "attempts = attempts - ?4 WHERE id = ?5 AND state = 'inflight'",
                 [
                     (
                         f.state,
@@ -690,8 +838,16 @@ class SQLiteStorage(Storage):
                     for f in finished
                 ],
             )
+            ids = [f.id for f in finished]
+            broadcasts = db.execute(
+                f"SELECT DISTINCT broadcast_id FROM deliveries WHERE id IN "
+                f"({','.join('?' * len(ids))})",
+                ids,
+            ).fetchall()
+            return _end_if_over(db, [row[0] for row in broadcasts])
 
-        await self._call(op)
+        if finished and await self._call(op):
+            await self._wipe_quietly("the campaign's end")
 
     async def next_due(self, platform: str) -> datetime | None:
         """When the platform's earliest waiting delivery comes due (None: nothing waits)."""
@@ -725,16 +881,28 @@ class SQLiteStorage(Storage):
         """After a crash, settle the platform's rows left in flight: those never sent go back
         to pending; those sent within `resend_within` too; the rest become unknown."""
 
-        def op(db: sqlite3.Connection) -> dict[str, int]:
+        def op(db: sqlite3.Connection) -> tuple[dict[str, int], bool]:
             now = _now()
             cutoff = (
                 _moment(datetime.now(UTC) - resend_within)
                 if resend_within is not None
                 else "9999"  # nothing was sent after this: resend none
             )
+            touched = db.execute(
+                "SELECT DISTINCT broadcast_id FROM deliveries "
+                "WHERE platform = ? AND state = 'inflight'",
+                (platform,),
+            ).fetchall()
+            # Its reader opted out meanwhile (no address left): never sent again.
+            failed = db.execute(
+                "UPDATE deliveries SET state = 'failed', updated_at = ? "
+                "WHERE platform = ? AND state = 'inflight' AND address IS NULL "
+                "AND sending_at IS NULL",
+                (now, platform),
+            ).rowcount
             pending = db.execute(
                 "UPDATE deliveries SET state = 'pending', sending_at = NULL, updated_at = ? "
-                "WHERE platform = ? AND state = 'inflight' "
+                "WHERE platform = ? AND state = 'inflight' AND address IS NOT NULL "
                 "AND (sending_at IS NULL OR sending_at >= ?)",
                 (now, platform, cutoff),
             ).rowcount
@@ -743,9 +911,15 @@ class SQLiteStorage(Storage):
                 "WHERE platform = ? AND state = 'inflight'",
                 (now, platform),
             ).rowcount
-            return {"pending": int(pending), "unknown": int(unknown)}
+            counts = {"pending": int(pending), "unknown": int(unknown)}
+            if failed:
+                counts["failed"] = int(failed)
+            return counts, _end_if_over(db, [row[0] for row in touched])
 
-        return await self._call(op)
+        settled, ended = await self._call(op)
+        if ended:
+            await self._wipe_quietly("the campaign's end")
+        return settled
 
     async def set_progress(self, broadcast_id: int, where: str | None) -> None:
         """Remember where a broadcast's progress message is (None: its report is shown)."""
@@ -883,3 +1057,73 @@ def _withdraw(db: sqlite3.Connection, campaign_id: int, key: bytes) -> bool:
             (int(gone[0][0] is not None), campaign_id),
         )
     return bool(gone)
+
+
+def _erase_volunteer(db: sqlite3.Connection, key: bytes) -> bool:
+    """Delete a volunteer and all that hangs on them (pledges with their counts, their
+    deliveries by cascade); False if there was nobody."""
+    campaigns = [
+        row[0] for row in db.execute("SELECT campaign_id FROM pledges WHERE volunteer = ?", (key,))
+    ]
+    for campaign_id in campaigns:
+        _withdraw(db, campaign_id, key)
+    return db.execute("DELETE FROM volunteers WHERE key = ?", (key,)).rowcount > 0
+
+
+def _drop_address(db: sqlite3.Connection, key: bytes) -> bool:
+    """A volunteer's reminders off: their address leaves the volunteers row, their queued
+    messages go, and the rows already sent (or in flight) keep no address. Whether anything
+    was dropped."""
+    dropped = db.execute(
+        "UPDATE volunteers SET reminders = 0, dm_address = NULL, dm_platform = NULL "
+        "WHERE key = ? AND (reminders = 1 OR dm_address IS NOT NULL)",
+        (key,),
+    ).rowcount
+    dropped += db.execute(
+        "DELETE FROM deliveries WHERE volunteer = ? AND state IN ('pending', 'failed')", (key,)
+    ).rowcount
+    dropped += db.execute(
+        "UPDATE deliveries SET address = NULL WHERE volunteer = ? AND address IS NOT NULL",
+        (key,),
+    ).rowcount
+    return dropped > 0
+
+
+def _end_if_over(db: sqlite3.Connection, broadcast_ids: Iterable[int]) -> bool:
+    """The campaign's end for private addresses: when one of these broadcasts is the reminder
+    of the last rung of its campaign's stored ladder, a rung after the freeze (the check-in,
+    or the end when organizers turned the check-in off), and nothing of it is left to send,
+    every volunteer's address is dropped, as if each had opted out. Whether anything was
+    dropped (the caller then cuts the WAL)."""
+    ids = list(broadcast_ids)
+    if not ids:
+        return False
+    # The broadcast's key is the scheduler's reminder_key: reminder:<slug>:<rung>:<unix time>.
+    over = db.execute(
+        "SELECT 1 FROM broadcasts b JOIN campaigns c ON c.id = b.campaign_id "
+        f"WHERE b.id IN ({','.join('?' * len(ids))}) AND b.kind = 'reminder' "
+        "AND b.key = (SELECT 'reminder:' || c.slug || ':' || r.rung || ':' "
+        "             || CAST(strftime('%s', r.due_at) AS INTEGER) "
+        "             FROM schedule_rungs r WHERE r.campaign_id = c.id "
+        "             ORDER BY r.due_at DESC LIMIT 1) "
+        "AND b.subject IN ('end', 'checkin') "  # a rung after the freeze, not a ladder cut short
+        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = b.id "
+        "                AND d.state IN ('pending', 'inflight')) "
+        "LIMIT 1",
+        ids,
+    ).fetchall()
+    if not over:
+        return False
+    dropped = db.execute(
+        "UPDATE volunteers SET reminders = 0, dm_address = NULL, dm_platform = NULL "
+        "WHERE reminders = 1 OR dm_address IS NOT NULL"
+    ).rowcount
+    dropped += db.execute(
+        "DELETE FROM deliveries WHERE volunteer IS NOT NULL AND state IN ('pending', 'failed')"
+    ).rowcount
+    dropped += db.execute(
+        "UPDATE deliveries SET address = NULL WHERE volunteer IS NOT NULL AND address IS NOT NULL"
+    ).rowcount
+    if dropped:
+        log.info("the campaign's last reminder is delivered: private addresses dropped")
+    return dropped > 0

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+import inspect
 import io
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +23,35 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 PEPPER = "test-pepper-" + "x" * 40
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+# Seconds a test waits for something the bot does in its own time (after its pacing, in a
+# background task, a board edit, a database write after a message): generous, because CI
+# machines are shared and noisy. Nothing waits this long when all is well.
+WAIT = 10.0
+
+
+async def eventually(
+    check: Callable[[], object | Awaitable[object]],
+    timeout: float = WAIT,  # noqa: ASYNC109
+    what: str = "",
+    interval: float = 0.01,
+) -> object:
+    """Wait until `check()` (sync or async) is true; its value. AssertionError naming what
+    never became true (`what`, else the check's source) if it is still false at timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            if not what:
+                try:
+                    what = inspect.getsource(check).strip()  # type: ignore[arg-type]
+                except (OSError, TypeError):
+                    what = repr(check)
+            raise AssertionError(f"never true within {timeout} s: {what}")
+        await asyncio.sleep(interval)
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -67,7 +99,7 @@ async def app(settings: Settings) -> AsyncIterator[App]:
 async def subscribers(app: App) -> None:
     """A French community and three volunteers who opted in, each in their language:
     amina (ar), karim (fr) and lea (en)."""
-    await app.run(":organizer on\n/language fr group\n:organizer off")
+    await app.run(":admin on\n/language fr group\n:admin off")
     await app.run(":as amina\n:private\n/language ar\n/reminders on")
     await app.run(":as karim\n:private\n/language fr\n/reminders on")
     await app.run(":as lea\n:private\n:hint en\n/reminders on")

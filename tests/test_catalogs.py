@@ -122,6 +122,7 @@ def test_command_summaries_fit_telegram_menus() -> None:
 
 
 def test_one_registry_gives_every_language_its_menu() -> None:
+    from bot.core import Scope
     from bot.i18n import Catalogs, use
     from handlers import build_registry
 
@@ -130,7 +131,7 @@ def test_one_registry_gives_every_language_its_menu() -> None:
     menus = {}
     for lang in LANGS:
         with use(catalogs.get(lang)):
-            menus[lang] = registry.menu(organizer=False)
+            menus[lang] = registry.menu()
     names = [name for name, _ in menus["en"]]
     assert "pledge" in names and "board" not in names and "start" not in names
     for lang in ("ar", "fr"):
@@ -140,7 +141,7 @@ def test_one_registry_gives_every_language_its_menu() -> None:
             for (_, mine), (_, english) in zip(menus[lang], menus["en"], strict=True)
         )
     with use(catalogs.get("en")):
-        assert "board" in [name for name, _ in registry.menu(organizer=True)]
+        assert "board" in [name for name, _ in registry.menu(Scope.COMMUNITY)]
 
 
 @pytest.mark.parametrize(

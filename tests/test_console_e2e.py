@@ -82,20 +82,22 @@ async def test_switching_language_changes_the_same_answer(app: App) -> None:
 
 
 async def test_board_button_pledges_and_group_answers_are_private(app: App) -> None:
-    out = await app.run(":organizer on\n/board")
+    out = await app.run(":admin on\n/board")
     assert "bot [board]:" in out
     assert "[1] I pledge" in out
-    out = await app.run(":as lea\n:organizer off\n:press 1")
+    out = await app.run(":as lea\n:admin off\n:press 1")
     assert "bot (only lea sees this): Thank you!" in out
 
 
 async def test_organizer_command_refused_to_a_volunteer(app: App) -> None:
     out = await app.run("/board")
-    assert "only the campaign's organizers can use /board" in out
-    out = await app.run(":hint ar\n/board")
-    assert "/board" in out and "المنظ" in out
+    assert "Sorry, only this community's admins can use /board here." in out
+    out = await app.run(":organizer on\n/board")  # the coalition's, not this community's
+    assert "only this community's admins can use /board" in out
+    out = await app.run(":organizer off\n:hint ar\n/board")
+    assert "/board" in out and "مشرفي هذه المجموعة" in out
     out = await app.run(":hint fr\n/subscribe off")
-    assert "organisat" in out
+    assert "administrateurs" in out
 
 
 async def test_bad_input_gets_localized_usage(app: App) -> None:
@@ -170,6 +172,6 @@ async def test_full_flow_in_each_language(app: App, lang: str) -> None:
 
 async def test_the_pledge_button_after_a_choice_changes_nothing(app: App) -> None:
     await app.run("/pledge instagram")
-    out = await app.run(":organizer on\n/board\n:organizer off\n:press 1")
+    out = await app.run(":admin on\n/board\n:admin off\n:press 1")
     assert "You have already pledged (Instagram)" in out
     assert "Instagram and Facebook" not in (await app.run("/mypledge")).split("freeze runs")[0]

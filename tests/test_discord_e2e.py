@@ -4,7 +4,7 @@ Discord (pinned in pyproject). discord.py itself is never mocked."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,13 @@ from bot.bootstrap import bootstrap
 from bot.frontends.discord_bot import PLEDGE_BUTTON_ID, DiscordFrontend
 from bot.registry import Command
 from bot.services import Services
-from tests.conftest import NOW, make_settings
+from tests.conftest import NOW, WAIT, eventually, make_settings
 
+HOME = 900_000_000_000_000_042
 TOKEN = "M" + "a" * 23 + "." + "b" * 6 + "." + "c" * 27
+# How long simcord may take to settle the bot after an interaction (its default is 5 s):
+# on a loaded machine a progress message's polling alone can keep it busy longer.
+SETTLE = 3 * WAIT
 
 
 @dataclass
@@ -35,6 +39,11 @@ class World:
 
     def member(self, name: str) -> Any:
         return self.guild.add_member(self.env.create_user(name))
+
+    async def settled(self, check: Callable[[], bool]) -> bool:
+        """check(), once the bot's pending work (board and progress edits) has settled."""
+        await self.env.settle()
+        return check()
 
     def synced(self) -> dict[str, dict[str, Any]]:
         puts = [
@@ -71,12 +80,16 @@ def locale(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture
 async def world(tmp_path: Path, locale: dict[str, str]) -> AsyncIterator[World]:
     settings = make_settings(
-        tmp_path, discord_token=TOKEN, discord_shard_count=1, board_interval=0.3
+        tmp_path,
+        discord_token=TOKEN,
+        discord_shard_count=1,
+        board_interval=0.3,
+        discord_home_guild_id=HOME,
     )
     async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
         frontend = DiscordFrontend(services, dispatcher)
-        env = simcord.Env(frontend.client, shard_count=1)
-        guild = env.create_guild("Coalition")
+        env = simcord.Env(frontend.client, shard_count=1, settle_timeout=SETTLE)
+        guild = env.create_guild("Coalition", id=HOME)  # the coalition's home server
         channel = guild.create_text_channel("general")
         mods = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
         mod = guild.add_member(env.create_user("mod"), roles=[mods])
@@ -156,11 +169,13 @@ async def test_board_button_pledges_ephemerally_and_the_board_becomes_exact(
         world.channel.last_message, custom_id=PLEDGE_BUTTON_ID
     )
     assert "Merci" in french.response.content
-    for _ in range(50):  # the board follows within the update interval (0.3 s here)
-        await asyncio.sleep(0.1)
-        await world.env.settle()
-        if "4 volunteers" in (world.channel.last_message.embeds[0].description or ""):
-            break
+    # the board follows within the update interval (0.3 s here)
+    await eventually(
+        lambda: world.settled(
+            lambda: "4 volunteers" in (world.channel.last_message.embeds[0].description or "")
+        ),
+        what="the board showing 4 volunteers",
+    )
     description = world.channel.last_message.embeds[0].description
     assert "4 volunteers have pledged in this community." in description
     assert world.channel.last_message.edited_at is not None
@@ -176,7 +191,7 @@ async def test_board_button_keeps_working_after_a_restart(world: World) -> None:
     assert pressed.acknowledged and "Thank you!" in pressed.response.content
 
 
-async def test_organizer_command_refused_to_a_member_and_accepted_for_manage_server(
+async def test_community_command_refused_to_a_member_and_accepted_for_manage_server(
     world: World,
 ) -> None:
     plain = world.member("plain")
@@ -187,7 +202,7 @@ async def test_organizer_command_refused_to_a_member_and_accepted_for_manage_ser
     command_id = int(world.env.backend.commands[None][("board", 1)]["id"])
     world.guild.set_command_permissions(command_id, {world.guild.default_role: True})
     refused = await plain.slash(world.channel, "board")
-    assert refused.ephemeral and "only the campaign's organizers" in refused.response.content
+    assert refused.ephemeral and "only this community's admins" in refused.response.content
     accepted = await world.mod.slash(world.channel, "board")
     assert accepted.acknowledged and not accepted.ephemeral
 
@@ -221,16 +236,21 @@ async def test_a_refused_edit_reposts_the_board(world: World) -> None:
         times=None,
     )
     await world.member("fred").click(old, custom_id=PLEDGE_BUTTON_ID)
-    for _ in range(50):
-        await asyncio.sleep(0.1)
-        await world.env.settle()
-        if world.channel.last_message.id != old.id:
-            break
+    await eventually(
+        lambda: world.settled(lambda: world.channel.last_message.id != old.id),
+        what="a new board posted",
+    )
     new = world.channel.last_message
     assert new.id != old.id
     assert "1 volunteer has pledged in this community." in (new.embeds[0].description or "")
-    boards = await world.services.storage.boards("discord")
-    assert boards == [(str(world.guild.id), f"{world.channel.id}:{new.id}")]
+    # the new board is stored after it is posted: wait for the write, not just the message
+    expected = [(str(world.guild.id), f"{world.channel.id}:{new.id}")]
+
+    async def stored() -> bool:
+        return await world.services.storage.boards("discord") == expected
+
+    await eventually(stored, what="the new board stored")
+    assert await world.services.storage.boards("discord") == expected
 
 
 async def test_a_slow_answer_is_deferred_first(tmp_path: Path, locale: dict[str, str]) -> None:
@@ -244,7 +264,7 @@ async def test_a_slow_answer_is_deferred_first(tmp_path: Path, locale: dict[str,
 
         services.registry.add(Command("slowtally", "Count slowly", slow, public=True))
         frontend = DiscordFrontend(services, dispatcher)
-        env = simcord.Env(frontend.client, shard_count=1)
+        env = simcord.Env(frontend.client, shard_count=1, settle_timeout=SETTLE)
         guild = env.create_guild("Coalition")
         channel = guild.create_text_channel("general")
         member = guild.add_member(env.create_user("patient"))
@@ -329,11 +349,11 @@ async def test_an_announcement_shows_its_progress_then_a_report(world: World) ->
     outbox = Outbox(world.services)
     outbox.register(world.frontend)
     assert await outbox.drain() == 3
-    for _ in range(100):  # the progress message is edited within board_interval
-        await asyncio.sleep(0.05)
-        await world.env.settle()
-        if "delivered to 3 recipients" in sent.response.content:
-            break
+    # the progress message is edited within board_interval (0.3 s here)
+    await eventually(
+        lambda: world.settled(lambda: "delivered to 3 recipients" in sent.response.content),
+        what="the progress message turned into the report",
+    )
     assert "Your announcement was delivered to 3 recipients." in sent.response.content
     assert "Remaining" not in sent.response.content
 
@@ -357,6 +377,8 @@ async def test_the_checkin_button_in_a_private_message_counts_a_volunteer_as_don
     checkin = ana.user.dm_channel.last_message
     assert "Avez-vous gelé vos comptes" in checkin.content
     await world.restart()  # the button outlives the process that sent it
+    ladder = await scheduler.ladder()
+    world.services.clock = lambda: ladder["checkin"]  # the check-in is open
     pressed = await ana.user.click(checkin, custom_id="coalition:done")
     assert "Merci d’avoir gelé vos comptes" in pressed.response.content
     tally = await world.services.storage.tally(world.services.campaign.id, "discord", None)

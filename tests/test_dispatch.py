@@ -26,6 +26,7 @@ def inv(
     hint: str | None = None,
     group: bool = True,
     organizer: bool = False,
+    admin: bool = False,
     source: Source = Source.COMMAND,
 ) -> Invocation:
     return Invocation(
@@ -38,6 +39,7 @@ def inv(
         source=source,
         language_hint=hint,
         is_organizer=organizer,
+        is_admin=admin,
         dm_address=user,
     )
 
@@ -57,8 +59,10 @@ def test_locale_order() -> None:
 async def test_community_language_applies_to_readers_without_a_choice(app: App) -> None:
     handle = app.dispatcher.handle
     refused = await handle(inv("language", "fr group", user="member"))
-    assert "organizers" in refused[0].text
-    done = await handle(inv("language", "fr group", user="boss", organizer=True))
+    assert "only this community's admins" in refused[0].text
+    coalition = await handle(inv("language", "fr group", user="org", organizer=True))
+    assert "only this community's admins" in coalition[0].text  # not theirs to choose
+    done = await handle(inv("language", "fr group", user="boss", admin=True))
     assert done[0].visibility is Visibility.PUBLIC
     assert "français" in done[0].text
     replies = await handle(inv("tally", user="newcomer"))
@@ -117,15 +121,19 @@ async def test_arabic_numbers_are_isolated_but_commands_are_not(app: App) -> Non
     assert replies[0].text
 
 
-async def test_help_shows_organizer_commands_only_to_organizers(app: App) -> None:
+async def test_help_shows_each_role_the_commands_it_may_run(app: App) -> None:
     volunteer = (await app.dispatcher.handle(inv("help")))[0].text
+    admin = (await app.dispatcher.handle(inv("help", admin=True)))[0].text
     organizer = (await app.dispatcher.handle(inv("help", organizer=True)))[0].text
-    assert "/pledge" in volunteer and "/board" not in volunteer
-    assert "/board" in organizer and "/subscribe" in organizer
+    assert "/pledge" in volunteer and "/board" not in volunteer and "/announce" not in volunteer
+    assert "/board" in admin and "/subscribe" in admin and "/announce" not in admin
+    assert "For this community's admins:" in admin
+    assert "/announce" in organizer and "/board" not in organizer
+    assert "For the coalition's organizers:" in organizer
 
 
 async def test_group_only_command_in_private_chat(app: App) -> None:
-    replies = await app.dispatcher.handle(inv("board", group=False, organizer=True, hint="fr"))
+    replies = await app.dispatcher.handle(inv("board", group=False, admin=True, hint="fr"))
     assert "/board" in replies[0].text and "groupe" in replies[0].text
 
 

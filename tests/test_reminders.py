@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.outbox import Outbox
 from bot.scheduler import ReminderScheduler
-from tests.conftest import App, subscribers
+from tests.conftest import WAIT, App, subscribers
 
 
 def outbox_for(app: App) -> Outbox:
@@ -83,7 +83,7 @@ async def test_apscheduler_triggers_a_stored_rung(app: App) -> None:
     await app.services.storage.set_schedule(app.services.campaign.id, {"start": soon})
     await scheduler.start()
     try:
-        await asyncio.wait_for(fired.wait(), timeout=5)
+        await asyncio.wait_for(fired.wait(), timeout=WAIT)
     finally:
         await scheduler.stop()
     outbox = outbox_for(app)
@@ -141,7 +141,7 @@ async def test_fan_out_starts_early_enough_for_the_last_recipient(app: App) -> N
 async def test_announce_previews_then_reaches_everyone_in_their_language(app: App) -> None:
     await subscribers(app)  # French community; amina (ar), karim (fr), lea (en) opted in
     out = await app.run(":as org\n:private\n:organizer off\n/announce hello")
-    assert "only the campaign's organizers can use /announce" in out
+    assert "only the coalition's organizers can use /announce" in out
     out = await app.run(":organizer on\n/announce en: Freeze tomorrow! fr: Gel demain !")
     assert "Preview of your announcement:" in out
     assert "English: Freeze tomorrow!" in out and "Français: Gel demain !" in out
@@ -185,6 +185,8 @@ async def test_an_announcement_keeps_its_line_breaks(app: App) -> None:
 
 async def test_check_in_after_the_freeze_and_done_counts(app: App) -> None:
     await subscribers(app)
+    # /done is taken from the freeze start until the check-in closes: here, the morning after.
+    app.services.clock = lambda: datetime(2026, 12, 17, 10, 0, tzinfo=UTC)
     out = await app.run(":as noor\n:group\n/done")
     assert "There is no pledge of yours to check in. Send /pledge first." in out
     out = await app.run("/pledge\n/done\n/done\n/tally")

@@ -371,3 +371,70 @@ async def test_a_progress_message_is_found_again_until_reported(storage: Storage
     assert await storage.open_progress("discord") == []
     await storage.set_progress(made.id, None)  # the report was shown
     assert await storage.open_progress("telegram") == []
+
+
+async def test_opting_out_leaves_no_address_on_any_delivery(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.set_reminders(key(1), True, "111", "telegram")
+    first = await storage.create_broadcast(c, "b1", "reminder", "before_24h", "en")
+    assert first is not None
+    (row,) = await storage.claim_deliveries("telegram", 10)
+    await storage.finish_deliveries([Finished(row.id, "sent")])
+    second = await storage.create_broadcast(c, "b2", "reminder", "before_1h", "en")
+    assert second is not None
+    (inflight,) = await storage.claim_deliveries("telegram", 10)
+    await storage.set_reminders(key(1), False, None)
+    # the row in flight is recorded as it ends, and never sent again after a crash
+    await storage.finish_deliveries([Finished(inflight.id, "unreachable")])
+    assert await storage.delivery_counts(first.id) == {"sent": 1}
+    assert await storage.delivery_counts(second.id) == {"unreachable": 1}
+    assert await storage.recover_inflight("telegram", None) == {"pending": 0, "unknown": 0}
+    assert await storage.claim_deliveries("telegram", 10) == []
+    assert await storage.recipient_counts() == {}
+
+
+async def test_the_last_reminder_delivered_ends_the_campaign_for_addresses(
+    storage: Storage,
+) -> None:
+    from bot.campaign import reminder_key
+
+    c = await storage.ensure_campaign("c")
+    end = datetime(2026, 12, 17, 8, 0, tzinfo=UTC)
+    checkin = end + timedelta(hours=1)
+    await storage.set_schedule(
+        c, {"start": end - timedelta(days=1), "end": end, "checkin": checkin}
+    )
+    await storage.set_reminders(key(1), True, "111", "telegram")
+    await storage.set_reminders(key(2), True, "222", "telegram")
+    for rung, moment in (("end", end), ("checkin", checkin)):
+        made = await storage.create_broadcast(
+            c, reminder_key("c", rung, moment), "reminder", rung, "en"
+        )
+        assert made is not None and made.recipients == 2
+        rows = await storage.claim_deliveries("telegram", 10)
+        await storage.finish_deliveries([Finished(rows[0].id, "sent")])
+        # the check-in is not over until its last recipient is settled: addresses stay
+        volunteer = (await storage.export(c, key(1))).volunteer
+        assert volunteer is not None and volunteer.dm_address == "111"
+        await storage.finish_deliveries([Finished(rows[1].id, "sent")])
+    for n in (1, 2):
+        volunteer = (await storage.export(c, key(n))).volunteer
+        assert volunteer is not None and volunteer.dm_address is None
+        assert not volunteer.reminders
+    assert await storage.recipient_counts() == {}
+    # opting in after the end is the volunteer's new choice: kept
+    await storage.set_reminders(key(1), True, "111", "telegram")
+    assert await storage.recipient_counts() == {"telegram": 1}
+
+
+async def test_a_retry_for_a_reader_who_opted_out_is_not_queued_again(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.set_reminders(key(1), True, "111", "telegram")
+    made = await storage.create_broadcast(c, "b1", "reminder", "start", "en")
+    assert made is not None
+    (row,) = await storage.claim_deliveries("telegram", 10)
+    await storage.set_reminders(key(1), False, None)
+    later = datetime.now(UTC) - timedelta(seconds=1)
+    await storage.finish_deliveries([Finished(row.id, "pending", later)])  # a passing failure
+    assert await storage.delivery_counts(made.id) == {"failed": 1}
+    assert await storage.claim_deliveries("telegram", 10) == []

@@ -18,6 +18,8 @@ from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, S
 from bot.dispatch import Dispatcher
 from bot.outbox import OnSend, Outcome
 from bot.progress import Edit, ProgressReports
+from bot.registry import split_command
+from bot.text import parse_whole
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,8 @@ COMMUNITY = "console-community"
 META_HELP = """\
 :as NAME            speak as volunteer NAME (created on first use)
 :hint ar|fr|en|none the language the volunteer's app reports
-:organizer on|off   give or take the organizer role
+:organizer on|off   give or take the coalition organizer role (the whole campaign)
+:admin on|off       give or take the community admin role (this community only)
 :private / :group   talk to the bot privately, or in the community
 :press N            press button N of the last answer
 :who                show who is speaking, where, and how
@@ -39,6 +42,7 @@ class Speaker:
     name: str = "amina"
     hint: str | None = None
     organizer: bool = False
+    admin: bool = False
     chat: ChatKind = ChatKind.GROUP
 
     @property
@@ -96,8 +100,8 @@ class Console:
         if not self.interactive:
             self._print(f"{self.speaker.name} › {line}")
         if line.startswith("/"):
-            name, _, rest = line[1:].partition(" ")
-            await self._send(name.split("@", 1)[0].lower(), rest.strip(), Source.COMMAND)
+            name, _, rest = split_command(line)
+            await self._send(name, rest, Source.COMMAND)
         else:
             await self._send("", line, Source.TEXT)
         return True
@@ -114,6 +118,7 @@ class Console:
             source=source,
             language_hint=speaker.hint,
             is_organizer=speaker.organizer,
+            is_admin=speaker.admin and speaker.chat is ChatKind.GROUP,
             dm_address=f"dm-{speaker.name}",
         )
         replies = await self.dispatcher.handle(invocation)
@@ -216,6 +221,8 @@ class Console:
             speaker.hint = None if arg in ("", "none") else arg
         elif word == "organizer" and arg in ("on", "off"):
             speaker.organizer = arg == "on"
+        elif word == "admin" and arg in ("on", "off"):
+            speaker.admin = arg == "on"
         elif word == "private":
             speaker.chat = ChatKind.PRIVATE
         elif word == "group":
@@ -227,7 +234,12 @@ class Console:
         else:
             self._print(META_HELP)
             return True
-        role = "organizer" if speaker.organizer else "volunteer"
+        roles = [
+            name
+            for name, held in (("coalition organizer", speaker.organizer), ("admin", speaker.admin))
+            if held
+        ]
+        role = " and ".join(roles) or "volunteer"
         self._print(
             f"  (now: {speaker.name}, {role}, {speaker.chat} chat, "
             f"language hint {speaker.hint or 'none'})"
@@ -236,10 +248,11 @@ class Console:
 
     async def _press(self, arg: str) -> bool:
         buttons = self._visible_buttons()
-        if not arg.isdigit() or not 1 <= int(arg) <= len(buttons):
+        number = parse_whole(arg, len(buttons))
+        if not number:
             self._print(f"  (no button {arg or '?'}: the last answer had {len(buttons)})")
             return True
-        button = buttons[int(arg) - 1]
+        button = buttons[number - 1]
         self._print(f"{self.speaker.name} › [presses “{button.label}”]")
         command, _, rest = button.action.partition(" ")
         await self._send(command, rest, Source.BUTTON)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -22,7 +23,17 @@ from discord import app_commands
 
 from bot import i18n
 from bot.boards import BoardUpdater
-from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
+from bot.core import (
+    Button,
+    ChatKind,
+    Invocation,
+    Platform,
+    Reply,
+    ReplyKind,
+    Scope,
+    Source,
+    Visibility,
+)
 from bot.dispatch import Dispatcher
 from bot.i18n import P_
 from bot.outbox import OnSend, Outcome, RetryLater
@@ -236,9 +247,10 @@ class DiscordFrontend:
                 ]
             if arg.label:
                 slash._params[arg.name].description = app_commands.locale_str(arg.label)
-        if command.organizer_only:
+        if command.scope is not Scope.VOLUNTEER:
+            # Only a hint for Discord's menus (a server may change it); the core decides.
             slash.default_permissions = discord.Permissions(manage_guild=True)
-        if command.group_only:
+        if command.scope is Scope.COMMUNITY:
             slash.guild_only = True
         return slash
 
@@ -294,6 +306,7 @@ class DiscordFrontend:
             source=source,
             language_hint=self._hint(interaction),
             is_organizer=self._is_organizer(interaction),
+            is_admin=self._is_admin(interaction),
             dm_address=str(interaction.user.id),
         )
 
@@ -306,17 +319,30 @@ class DiscordFrontend:
         return None
 
     def _is_organizer(self, interaction: discord.Interaction) -> bool:
-        """Configured ids, Manage Server, or the configured organizer role."""
+        """A coalition organizer: a configured id anywhere, or in the coalition's home server
+        a member with Manage Server or the organizer role. Nobody else, whatever server
+        they administer."""
         settings = self.services.settings
         if str(interaction.user.id) in settings.organizer_ids("discord"):
             return True
+        home = settings.discord_home_guild_id
         member = interaction.user
-        if not isinstance(member, discord.Member):
+        if home is None or interaction.guild_id != home or not isinstance(member, discord.Member):
             return False
         if member.guild_permissions.manage_guild:
             return True
         role = settings.discord_organizer_role
         return role is not None and any(r.id == role for r in member.roles)
+
+    def _is_admin(self, interaction: discord.Interaction) -> bool:
+        """An admin of the server the interaction came from, for that server only."""
+        member = interaction.user
+        if interaction.guild_id is None or not isinstance(member, discord.Member):
+            return False
+        if member.guild_permissions.manage_guild:
+            return True
+        home = self.services.settings.discord_home_guild_id
+        return interaction.guild_id == home and self._is_organizer(interaction)
 
     async def on_command(self, interaction: discord.Interaction, command: str, text: str) -> None:
         """A slash command: run it through the core, deferring if it takes long."""
@@ -472,10 +498,13 @@ class DiscordFrontend:
         channel = self.client.get_partial_messageable(channel_id)
         last: int | None = None
         for piece in split_text(text, CONTENT_LIMIT):
+            # A 5xx may come after Discord created the message: the retry carries the same
+            # nonce, which Discord enforces, so it is never posted twice.
+            nonce = secrets.token_hex(12)
             for attempt in range(1, SEND_ATTEMPTS + 1):
                 await self.pacer.slot(channel_id, group=True)
                 try:
-                    sent = await channel.send(piece)
+                    sent = await channel.send(piece, nonce=nonce)
                     break
                 except discord.Forbidden:
                     log.info("discord: not allowed to post in one channel")

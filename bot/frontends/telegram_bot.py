@@ -9,6 +9,7 @@ HTML with every string escaped, long texts split, the board pinned and kept up t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import html
 import logging
@@ -19,10 +20,12 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from aiohttp import web
 from telegram import (
     BotCommand,
     BotCommandScopeAllChatAdministrators,
+    BotCommandScopeChat,
     BotCommandScopeDefault,
     Chat,
     InlineKeyboardButton,
@@ -52,12 +55,23 @@ from telegram.ext import (
 
 from bot import i18n
 from bot.boards import BoardUpdater
-from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
+from bot.core import (
+    Button,
+    ChatKind,
+    Invocation,
+    Platform,
+    Reply,
+    ReplyKind,
+    Scope,
+    Source,
+    Visibility,
+)
 from bot.dispatch import Dispatcher
 from bot.i18n import Raw, _
 from bot.outbox import OnSend, Outcome, RetryLater
-from bot.pacing import Pacer
+from bot.pacing import LatestOnly, Pacer
 from bot.progress import Edit, ProgressReports
+from bot.registry import split_command
 from bot.services import Services
 from bot.text import split_text
 from bot.web import WebServer
@@ -73,7 +87,6 @@ GROUP_ANONYMOUS_BOT = 1087968824
 ADMIN_CACHE_SECONDS = 60.0
 TOAST_LIMIT = 200
 COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "start", "done"})
-ORGANIZER_AWARE = frozenset({"board", "subscribe", "language", "help", "tallypost"})
 SEND_ATTEMPTS = 4
 
 
@@ -89,6 +102,26 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(b.label, callback_data=b.action)] for b in reply.buttons]
+    )
+
+
+class InDoubt(Exception):
+    """A send timed out after its request left: it may have arrived, so it is not resent."""
+
+
+def may_have_arrived(error: TimedOut) -> bool:
+    """Whether a timed-out request may have reached Telegram: not when it never got a
+    connection (pool or connect timeout), yes once it was written (write or read timeout)."""
+    return not isinstance(error.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def coalescible(reply: Reply) -> bool:
+    """Whether a group answer may be replaced by a newer one while it waits (a plain public
+    answer, such as a tally; not a board or a progress message)."""
+    return (
+        reply.visibility is Visibility.PUBLIC
+        and reply.kind is ReplyKind.ANSWER
+        and reply.progress is None
     )
 
 
@@ -123,6 +156,7 @@ class TelegramFrontend:
         )
         services.count_listeners.append(lambda: self.boards.touch(None))
         self.progress = ProgressReports(services, services.settings.board_interval)
+        self.group_answers: LatestOnly[Reply] = LatestOnly(self._send_group_answer)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -218,25 +252,37 @@ class TelegramFrontend:
             await self.application.stop()
         if self._background:
             await asyncio.wait(self._background, timeout=10)
+        await self.group_answers.close()
         await self.boards.close()
         await self.progress.close()
         await self.application.shutdown()
 
     async def publish_commands(self) -> None:
-        """setMyCommands from the registry: per language, organizer commands for admins only."""
+        """setMyCommands from the registry, per language: volunteers' commands for everyone,
+        community commands in groups' admin menus, coalition commands only in the private
+        chats of the configured organizers."""
         assert self.application is not None
         bot = self.application.bot
         registry = self.services.registry
         default = self.services.settings.default_language
+        organizers = sorted(self.services.settings.organizer_ids("telegram"), key=int)
         for language in (*self.services.catalogs.languages, None):
             with i18n.use(self.services.catalogs.get(language or default)):
-                everyone = [BotCommand(n, d) for n, d in registry.menu(organizer=False)]
-                admins = [BotCommand(n, d) for n, d in registry.menu(organizer=True)]
+                everyone = [BotCommand(n, d) for n, d in registry.menu()]
+                admins = [BotCommand(n, d) for n, d in registry.menu(Scope.COMMUNITY)]
+                coalition = [BotCommand(n, d) for n, d in registry.menu(Scope.COALITION)]
             code = language or None
             await bot.set_my_commands(everyone, scope=BotCommandScopeDefault(), language_code=code)
             await bot.set_my_commands(
                 admins, scope=BotCommandScopeAllChatAdministrators(), language_code=code
             )
+            for organizer in organizers:
+                try:
+                    await bot.set_my_commands(
+                        coalition, scope=BotCommandScopeChat(int(organizer)), language_code=code
+                    )
+                except BadRequest:  # they have not opened a private chat with the bot yet
+                    log.info("telegram: an organizer's menu waits until they start the bot")
 
     # -- updates in --------------------------------------------------------------------
 
@@ -245,14 +291,24 @@ class TelegramFrontend:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         if message is None or user is None or chat is None or message.text is None:
             return
-        head, _, rest = message.text.partition(" ")
-        name, _, addressee = head[1:].partition("@")
+        command, addressee, rest = split_command(message.text)
         if addressee and addressee.lower() != self.username.lower():
             return  # a command for another bot in the same group
-        command = name.lower()
-        invocation = await self._invocation(message, user, chat, command, rest.strip())
+        invocation = await self._invocation(message, user, chat, command, rest)
         replies = await self.dispatcher.handle(invocation)
-        await self._deliver(invocation, replies, message=message)
+        if not invocation.in_group:
+            await self._deliver(invocation, replies, message=message)
+        else:
+            # A group's answers wait on its pacing (20 a minute): never in this handler,
+            # which would hold one of the application's update slots, and other chats'
+            # updates behind it. Answers to the same command coalesce while they wait.
+            chat_id = int(invocation.chat_id)
+            for reply in replies:
+                if coalescible(reply):
+                    self.group_answers.post(chat_id, invocation.command, reply)
+            others = [reply for reply in replies if not coalescible(reply)]
+            if others:
+                self._spawn(self._deliver(invocation, others, message=message))
         self._after(invocation)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -260,7 +316,10 @@ class TelegramFrontend:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         if message is None or user is None or chat is None or message.text is None:
             return
-        invocation = self._base(user, chat, "", message.text, Source.TEXT, organizer=False)
+        as_chat = message.sender_chat is not None
+        invocation = self._base(
+            user, chat, "", message.text, Source.TEXT, admin=False, as_chat=as_chat
+        )
         replies = await self.dispatcher.handle(invocation)
         await self._deliver(invocation, replies, message=message)
 
@@ -274,8 +333,8 @@ class TelegramFrontend:
             await query.answer()
             return
         command, _, rest = (query.data or "").partition(" ")
-        organizer = await self._is_organizer(user, chat, None, command)
-        invocation = self._base(user, chat, command, rest, Source.BUTTON, organizer=organizer)
+        admin = await self._is_admin(user, chat, None, command)
+        invocation = self._base(user, chat, command, rest, Source.BUTTON, admin=admin)
         replies = await self.dispatcher.handle(invocation)
         private = [r for r in replies if r.visibility is Visibility.PRIVATE]
         public = [r for r in replies if r.visibility is Visibility.PUBLIC]
@@ -314,7 +373,15 @@ class TelegramFrontend:
     # -- building invocations -----------------------------------------------------------
 
     def _base(
-        self, user: User, chat: Chat, command: str, text: str, source: Source, *, organizer: bool
+        self,
+        user: User,
+        chat: Chat,
+        command: str,
+        text: str,
+        source: Source,
+        *,
+        admin: bool,
+        as_chat: bool = False,
     ) -> Invocation:
         return Invocation(
             platform=Platform.TELEGRAM,
@@ -324,27 +391,33 @@ class TelegramFrontend:
             command=command,
             text=text,
             source=source,
-            language_hint=user.language_code,
-            is_organizer=organizer,
-            dm_address=str(user.id),
+            language_hint=None if as_chat else user.language_code,
+            # Coalition organizers are the configured ids, nobody else: a group's admins
+            # run their own group, never the campaign.
+            is_organizer=not as_chat
+            and str(user.id) in self.services.settings.organizer_ids("telegram"),
+            is_admin=admin,
+            as_chat=as_chat,
+            dm_address=None if as_chat else str(user.id),
         )
 
     async def _invocation(
         self, message: Message, user: User, chat: Chat, command: str, text: str
     ) -> Invocation:
-        organizer = await self._is_organizer(user, chat, message, command)
-        return self._base(user, chat, command, text, Source.COMMAND, organizer=organizer)
+        as_chat = message.sender_chat is not None or user.id == GROUP_ANONYMOUS_BOT
+        admin = await self._is_admin(user, chat, message, command)
+        return self._base(user, chat, command, text, Source.COMMAND, admin=admin, as_chat=as_chat)
 
-    async def _is_organizer(
+    async def _is_admin(
         self, user: User, chat: Chat, message: Message | None, command: str
     ) -> bool:
-        """Configured ids everywhere; in a group, its administrators (cached briefly)."""
-        if str(user.id) in self.services.settings.organizer_ids("telegram"):
-            return True
-        if chat.type == Chat.PRIVATE or command not in ORGANIZER_AWARE:
+        """Whether the sender administers this group (anonymous admins included; cached
+        briefly), looked up only for the commands where it matters."""
+        if chat.type == Chat.PRIVATE or not self.services.registry.checks_admin(command):
             return False
         if message is not None and message.sender_chat is not None:
-            # An anonymous administrator speaks as the group itself.
+            # An anonymous administrator speaks as the group itself; a linked channel or
+            # another chat speaking here is no admin of it.
             return message.sender_chat.id == chat.id
         if user.id == GROUP_ANONYMOUS_BOT:
             return False
@@ -370,31 +443,57 @@ class TelegramFrontend:
         in_group = invocation.chat_kind is ChatKind.GROUP
         reacted = False
         for reply in replies:
-            if in_group and reply.visibility is Visibility.PRIVATE:
+            try:
+                # Sent on behalf of a chat, there is no person to answer privately.
+                if not in_group or reply.visibility is Visibility.PUBLIC or invocation.as_chat:
+                    await self._deliver_public(chat_id, reply)
+                    continue
                 # Not a new group message per volunteer: a reaction there, the answer in private.
                 if message is not None and not reacted:
                     reacted = await self._react(message)
-                sent = await self._send(int(invocation.user_id), reply, private_chat=True)
-                if sent is not None:
-                    self._follow(reply, int(invocation.user_id), sent)
+                if await self._deliver_private(invocation, reply):
                     continue
-                if invocation.source is not Source.COMMAND or message is None:
-                    continue
-                # They never opened a private chat with the bot. The answer is theirs alone:
-                # the group only gets a fixed pointer to a private chat, never its content.
-                with i18n.use(self.services.catalogs.get(reply.locale)):
-                    pointer = _(
-                        "I answer this privately. Open a private chat with me, then ask "
-                        "again: {link}",
-                        link=Raw(f"https://t.me/{self.username}"),
-                    )
-                await self._send(chat_id, Reply(text=pointer), reply_to=message.message_id)
+            except InDoubt:
+                continue  # it may have arrived: never sent twice (the outbox's rule too)
+            if invocation.source is Source.COMMAND and message is not None:
+                await self._point_to_private_chat(chat_id, reply, message)
                 return
-            sent = await self._send(chat_id, reply)
-            if sent is not None and reply.kind is ReplyKind.BOARD:
-                await self._new_board(chat_id, sent, reply)
-            elif sent is not None:
-                self._follow(reply, chat_id, sent)
+
+    async def _send_group_answer(self, chat_id: int, reply: Reply) -> None:
+        """Send one coalesced group answer; a failure is logged, never raised."""
+        try:
+            await self._deliver_public(chat_id, reply)
+        except InDoubt:
+            pass
+        except Exception:
+            log.exception("telegram: a group answer failed")
+
+    async def _deliver_public(self, chat_id: int, reply: Reply) -> None:
+        """Send a reply to the chat it answers (a board is then pinned and followed)."""
+        sent = await self._send(chat_id, reply)
+        if sent is not None and reply.kind is ReplyKind.BOARD:
+            await self._new_board(chat_id, sent, reply)
+        elif sent is not None:
+            self._follow(reply, chat_id, sent)
+
+    async def _deliver_private(self, invocation: Invocation, reply: Reply) -> bool:
+        """Send a reply to its reader privately; False if they never opened a private chat."""
+        sent = await self._send(int(invocation.user_id), reply, private_chat=True)
+        if sent is None:
+            return False
+        self._follow(reply, int(invocation.user_id), sent)
+        return True
+
+    async def _point_to_private_chat(self, chat_id: int, reply: Reply, message: Message) -> None:
+        """They never opened a private chat with the bot. The answer is theirs alone: the
+        group only gets a fixed pointer to a private chat, never its content."""
+        with i18n.use(self.services.catalogs.get(reply.locale)):
+            pointer = _(
+                "I answer this privately. Open a private chat with me, then ask again: {link}",
+                link=Raw(f"https://t.me/{self.username}"),
+            )
+        with contextlib.suppress(InDoubt):
+            await self._send(chat_id, Reply(text=pointer), reply_to=message.message_id)
 
     def _follow(self, reply: Reply, chat_id: int, sent: Message) -> None:
         """Keep a progress message (an announcement's) up to date by editing it."""
@@ -411,7 +510,8 @@ class TelegramFrontend:
         async def edit(text: str, final: bool) -> None:
             await self._call(
                 int(where["chat"]),
-                lambda target: bot.edit_message_text(
+                idempotent=True,
+                request=lambda target: bot.edit_message_text(
                     html.escape(text, quote=False),
                     chat_id=target,
                     message_id=int(where["message"]),
@@ -464,9 +564,12 @@ class TelegramFrontend:
         request: Callable[[int], Awaitable[Any]],
         *,
         private_chat: bool = False,
+        idempotent: bool = False,
     ) -> Any:
         """Run one request for a chat: wait out RetryAfter for that chat only, retry network
-        errors with backoff, and turn Forbidden / ChatMigrated into what they mean."""
+        errors with backoff, and turn Forbidden / ChatMigrated into what they mean. A send
+        that timed out after it left may have arrived: it is never sent again (InDoubt);
+        an edit (idempotent) may be."""
         delay = 0.5
         for attempt in range(1, SEND_ATTEMPTS + 1):
             await self.pacer.slot(chat_id, group=chat_id < 0)
@@ -481,10 +584,19 @@ class TelegramFrontend:
                 return None
             except ChatMigrated as error:
                 await self._migrated(chat_id, error.new_chat_id)
-                return await self._call(error.new_chat_id, request)
+                return await self._call(error.new_chat_id, request, idempotent=idempotent)
             except BadRequest as error:
                 log.warning("telegram: request refused: %s", error.message)
                 return None
+            except TimedOut as error:
+                if not idempotent and may_have_arrived(error):
+                    log.warning("telegram: a send timed out; it may have arrived: not resent")
+                    raise InDoubt from None
+                if attempt == SEND_ATTEMPTS:
+                    log.error("telegram: giving up after %d attempts: timed out", attempt)
+                    return None
+                await asyncio.sleep(delay)
+                delay *= 2
             except NetworkError as error:
                 if attempt == SEND_ATTEMPTS:
                     log.error("telegram: giving up after %d attempts: %s", attempt, error)
@@ -578,7 +690,9 @@ class TelegramFrontend:
                 except BadRequest as error:
                     log.warning("telegram: outbox message refused: %s", error.message)
                     return Outcome.FAILED
-                except TimedOut:
+                except TimedOut as error:
+                    if first and not may_have_arrived(error):
+                        return Outcome.RETRY  # it never left: the outbox backs off
                     # The request left and no answer came: it may have arrived. Telegram
                     # cannot deduplicate, so it is not sent again.
                     return Outcome.UNKNOWN
@@ -609,7 +723,8 @@ class TelegramFrontend:
         bot = self.application.bot
         edited = await self._call(
             int(chat_id),
-            lambda target: bot.edit_message_text(
+            idempotent=True,
+            request=lambda target: bot.edit_message_text(
                 html.escape(reply.text, quote=False),
                 chat_id=target,
                 message_id=int(ref),
