@@ -12,6 +12,7 @@ from bot.campaign import Campaign
 from bot.dispatch import Dispatcher
 from bot.i18n import Catalogs
 from bot.identity import Identities, load_or_create_pepper
+from bot.logs import redact
 from bot.ratelimit import FloodGuard
 from bot.services import Services
 from bot.settings import LANGUAGES, Settings
@@ -36,6 +37,7 @@ async def bootstrap(
         settings.pepper.get_secret_value() if settings.pepper else None,
         settings.pepper_file,
     )
+    redact(pepper.decode())  # read from its file: scrubbed from the logs like the others
     storage = SQLiteStorage(settings.db_path)
     await storage.open()
     try:

@@ -93,7 +93,25 @@ class Dispatcher:
             log.debug("flood: dropped a %s on %s", invocation.source, invocation.platform)
             return []
         chat = invocation.chat_id if invocation.chat_kind is ChatKind.GROUP else None
-        volunteer, community = await services.storage.load_context(key, invocation.platform, chat)
+        try:
+            volunteer, community = await services.storage.load_context(
+                key, invocation.platform, chat
+            )
+        except StorageError as error:  # nothing to answer in but the platform's hint
+            log.error(
+                "command /%s: the storage could not be read: %s", echo(invocation.command), error
+            )
+            with i18n.use(
+                services.catalogs.get(
+                    i18n.normalize(invocation.language_hint) or services.settings.default_language
+                )
+            ):
+                return private(
+                    _(
+                        "I could not save that: the bot's storage is failing. Please try "
+                        "again later."
+                    )
+                )
         locale = resolve_locale(
             volunteer, invocation.language_hint, community, services.settings.default_language
         )

@@ -30,6 +30,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+def redact(secret: str) -> None:
+    """Scrub one more secret (a pepper read from its file) from every record from now on."""
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, RedactSecrets) and len(secret) >= 8:
+                found.secrets.append(secret)
+
+
 def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     """Log to standard error, with secrets redacted and chatty libraries kept quiet."""
     handler = logging.StreamHandler()

@@ -508,12 +508,7 @@ class SQLiteStorage(Storage):
             # Opting out must not create a record of someone we never stored; the address
             # leaves every table, then the files (NotWiped if it cannot be cut yet).
             dropped = bool(await self._call(lambda db: _drop_address(db, key)))
-            if dropped or self._wipe_owed:
-                try:
-                    await self._wipe()
-                except NotWiped:
-                    if dropped:  # nothing of theirs was here: nothing to tell them
-                        raise
+            await self._wipe_after(dropped)
             return
 
         def op(db: sqlite3.Connection) -> None:
@@ -621,15 +616,20 @@ class SQLiteStorage(Storage):
     async def forget(self, key: bytes) -> bool:
         """Delete everything about a volunteer, leaving no copy in the files; False if none."""
         existed = bool(await self._call(lambda db: _erase_volunteer(db, key)))
-        if existed or self._wipe_owed:
-            # secure_delete zeroed the freed cells; cutting the WAL drops the old page images
-            # (shared with every erasure of the same batch).
-            try:
-                await self._wipe()
-            except NotWiped:
-                if existed:  # nothing of theirs was here: nothing to tell them
-                    raise
+        await self._wipe_after(existed)
         return existed
+
+    async def _wipe_after(self, erased: bool) -> None:
+        """Cut the WAL after an erasure (or when a cut is owed). secure_delete zeroed the
+        freed cells; the cut drops the old page images, shared with every erasure of the
+        same batch. NotWiped only for whoever had something erased."""
+        if not (erased or self._wipe_owed):
+            return
+        try:
+            await self._wipe()
+        except NotWiped:
+            if erased:  # nothing of theirs was here: nothing to tell them
+                raise
 
     async def export(self, campaign_id: int, key: bytes) -> VolunteerData:
         """Everything stored about a volunteer."""

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
-from bot.logs import RedactSecrets
+import pytest
+
+from bot.bootstrap import bootstrap
+from bot.logs import RedactSecrets, setup_logging
+from tests.conftest import make_settings
 
 TOKEN = "123456789:AAH" + "s" * 32
 
@@ -29,3 +34,22 @@ def test_tokens_are_scrubbed_from_messages_arguments_and_tracebacks() -> None:
     assert TOKEN not in text
     assert "bot***/getUpdates" in text
     assert "bot***/sendMessage" in text
+
+
+async def test_a_pepper_read_from_its_file_is_scrubbed_too(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The pepper may come from COALITION_PEPPER_FILE or the data directory, never from the
+    settings the logger was set up with: the composition root adds it once it is read."""
+    pepper_file = tmp_path / "pepper"
+    pepper_file.write_text("p" * 20 + "secret-pepper-value-0123456789\n")
+    settings = make_settings(tmp_path, pepper=None, pepper_file=pepper_file)
+    setup_logging("INFO", [])
+    try:
+        async with bootstrap(settings):
+            logging.getLogger("test.pepper").error("oops: %s", pepper_file.read_text().strip())
+    finally:
+        logging.getLogger().handlers.clear()
+    err = capfd.readouterr().err
+    assert "oops: ***" in err
+    assert "secret-pepper-value" not in err

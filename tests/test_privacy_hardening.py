@@ -11,9 +11,6 @@ import asyncio
 import io
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,14 +18,12 @@ import pytest
 from bot.bootstrap import bootstrap
 from bot.core import ChatKind, Invocation, Platform
 from bot.frontends.console import Console
-from bot.frontends.telegram_bot import TelegramFrontend
 from bot.outbox import Outbox
 from bot.scheduler import ReminderScheduler
-from bot.services import Services
 from bot.settings import ConfigError, load_settings
 from storage.sqlite import SQLiteStorage
 from tests.conftest import NOW, App, make_settings, subscribers
-from tests.fakes.telegram_server import FakeTelegram
+from tests.test_telegram_e2e import telegram_world
 
 ADDRESSES = [b"dm-amina", b"dm-karim", b"dm-lea"]  # where subscribers() are written to
 
@@ -93,34 +88,7 @@ async def test_a_reminder_in_flight_when_its_reader_opts_out_is_never_sent_again
     assert "dm-karim" not in {d.address for d in again}
 
 
-TELEGRAM_TOKEN = "123456:PRIV" + "abcdefghijklmnopqrstuvwxyzABCD"
 BLOCKER = 7_412_905_338  # a Telegram user id: their private chat has the same id
-
-
-@dataclass
-class TelegramWorld:
-    server: FakeTelegram
-    frontend: TelegramFrontend
-    services: Services
-
-
-@asynccontextmanager
-async def telegram_world(tmp_path: Path) -> AsyncIterator[TelegramWorld]:
-    """The fake Bot API server and the real bot (python-telegram-bot) against it."""
-    async with FakeTelegram(TELEGRAM_TOKEN) as server:
-        settings = make_settings(
-            tmp_path,
-            telegram_token=TELEGRAM_TOKEN,
-            telegram_base_url=server.base_url,
-            telegram_base_file_url=server.base_file_url,
-        )
-        async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
-            frontend = TelegramFrontend(services, dispatcher)
-            await frontend.start()
-            try:
-                yield TelegramWorld(server, frontend, services)
-            finally:
-                await frontend.stop()
 
 
 async def test_a_volunteer_who_blocked_the_bot_leaves_no_address_in_the_files(
