@@ -159,6 +159,7 @@ class Outbox:
         try:
             finished = await self._attempt(transport, delivery)
             await self.services.storage.finish_deliveries([finished])
+            self.services.deliveries_changed()
         except Exception:
             # The row stays in flight; the next start settles it like a crash would.
             log.exception("outbox: a %s delivery could not be recorded", delivery.platform)

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot import i18n
@@ -84,8 +85,24 @@ def report_text(counts: dict[str, int]) -> str:
     )
 
 
+@dataclass(slots=True)
+class _Followed:
+    """One progress message being followed."""
+
+    locale: str
+    edit: Edit
+    shown: str = ""
+    editable: bool = True  # until an edit fails (an expired interaction): then the report only
+    last_edit: float = float("-inf")
+    dirty: bool = True
+    task: asyncio.Task[None] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class ProgressReports:
-    """Keeps progress messages up to date, one background task per broadcast followed.
+    """Keeps progress messages up to date. Nothing polls: when the outbox records how
+    deliveries went (`Services.deliveries_changed`), each followed message reads its counts
+    again, at most every `interval` seconds, in a task that ends once it is up to date.
 
     Where each message is (`where`, the front-end's reference) is stored with its broadcast
     until the final report is shown, so a restart picks the message up again (`resume`).
@@ -93,8 +110,10 @@ class ProgressReports:
 
     def __init__(self, services: Services, interval: float) -> None:
         self.services = services
-        self.interval = interval
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.interval = max(interval, MIN_INTERVAL)
+        self._followed: dict[int, _Followed] = {}
+        self._stores: set[asyncio.Task[None]] = set()
+        services.delivery_listeners.append(self.changed)
 
     def follow(
         self,
@@ -105,9 +124,14 @@ class ProgressReports:
     ) -> None:
         """Edit a progress message as the broadcast goes, then into its final report;
         `where` (with a "platform" key) lets a restarted process find it again."""
-        task = asyncio.create_task(self._follow(broadcast_id, locale, edit, where))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        followed = _Followed(locale, edit, last_edit=asyncio.get_running_loop().time())
+        self._followed[broadcast_id] = followed
+        if where is not None:
+            stored = json.dumps({**where, "locale": locale}, sort_keys=True)
+            task = asyncio.create_task(self.services.storage.set_progress(broadcast_id, stored))
+            self._stores.add(task)
+            task.add_done_callback(self._stores.discard)
+        self._schedule(broadcast_id)
 
     async def resume(self, platform: str, editor: Callable[[dict[str, Any]], Edit]) -> None:
         """Follow again the platform's progress messages a previous process left unfinished;
@@ -116,47 +140,65 @@ class ProgressReports:
             where = json.loads(stored)
             self.follow(broadcast_id, str(where.get("locale", "")), editor(where))
 
-    async def _follow(
-        self, broadcast_id: int, locale: str, edit: Edit, where: dict[str, Any] | None
-    ) -> None:
-        storage = self.services.storage
-        if where is not None:
-            await storage.set_progress(
-                broadcast_id, json.dumps({**where, "locale": locale}, sort_keys=True)
-            )
-        shown = ""
-        editable = True  # until an edit fails (an expired interaction): then the report only
-        catalog = self.services.catalogs.get(locale)
-        while True:
-            await asyncio.sleep(max(self.interval, MIN_INTERVAL))
+    def changed(self) -> None:
+        """Deliveries were recorded: every followed message reads its counts again."""
+        for broadcast_id in list(self._followed):
+            self._schedule(broadcast_id)
+
+    def _schedule(self, broadcast_id: int) -> None:
+        followed = self._followed[broadcast_id]
+        followed.dirty = True
+        if followed.task is None or followed.task.done():
+            followed.task = asyncio.create_task(self._update(broadcast_id, followed))
+
+    async def _update(self, broadcast_id: int, followed: _Followed) -> None:
+        loop = asyncio.get_running_loop()
+        while followed.dirty:
+            wait = followed.last_edit + self.interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            followed.dirty = False
+            followed.last_edit = loop.time()
             try:
-                counts = await storage.delivery_counts(broadcast_id)
+                counts = await self.services.storage.delivery_counts(broadcast_id)
             except Exception:
                 log.exception("progress: could not read a broadcast's counts")
-                continue
+                return  # the next recorded delivery tries again
             final = remaining(counts) == 0
-            with i18n.use(catalog):
+            with i18n.use(self.services.catalogs.get(followed.locale)):
                 text = report_text(counts) if final else progress_text(counts)
-            if text != shown and (editable or final):
+            if text != followed.shown and (followed.editable or final):
                 try:
-                    await edit(text, final)
-                    shown = text
+                    await followed.edit(text, final)
+                    followed.shown = text
                 except Exception:
                     log.warning("progress: could not edit a progress message", exc_info=True)
-                    editable = False
-                    if final:
-                        return  # kept in storage: the next start tries the report again
+                    followed.editable = False
+                    if final:  # kept in storage: the next start tries the report again
+                        self._finish(broadcast_id, followed)
+                        return
             if final:
-                await storage.set_progress(broadcast_id, None)
+                await asyncio.gather(*self._stores)  # where it is was stored: now cleared
+                await self.services.storage.set_progress(broadcast_id, None)
+                self._finish(broadcast_id, followed)
                 return
+
+    def _finish(self, broadcast_id: int, followed: _Followed) -> None:
+        if self._followed.get(broadcast_id) is followed:
+            del self._followed[broadcast_id]
+        followed.done.set()
 
     async def settle(self) -> None:
         """Wait until the reports being followed are final (bound it with asyncio.timeout)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await asyncio.gather(*(f.done.wait() for f in list(self._followed.values())))
 
     async def close(self) -> None:
         """Stop following (at shutdown)."""
-        for task in self._tasks:
+        if self.changed in self.services.delivery_listeners:
+            self.services.delivery_listeners.remove(self.changed)
+        tasks = [f.task for f in self._followed.values() if f.task is not None]
+        tasks += list(self._stores)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._followed.clear()

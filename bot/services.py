@@ -43,12 +43,19 @@ class Services:
     # The running outbox: told at once when a handler makes a broadcast, so sending starts
     # without waiting for its next look at the database.
     broadcast_listeners: list[Callable[[], None]] = field(default_factory=list)
+    # Progress messages: told each time the outbox records how deliveries went.
+    delivery_listeners: list[Callable[[], None]] = field(default_factory=list)
     # One organizer's change of the window or the ladder at a time.
     schedule_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def counts_changed(self) -> None:
         """Tell every live board (every platform's) that pledge counts changed."""
         for listener in self.count_listeners:
+            listener()
+
+    def deliveries_changed(self) -> None:
+        """Tell progress messages that the outbox recorded how some deliveries went."""
+        for listener in self.delivery_listeners:
             listener()
 
     def broadcast_created(self) -> None:

@@ -93,6 +93,7 @@ async def forget(invocation: Invocation, services: Services) -> list[Reply]:
     # The flood bucket stays: erasing your data must not buy a fresh allowance of commands.
     try:
         existed = await services.storage.forget(invocation.volunteer_key)
+        services.deliveries_changed()  # their waiting deliveries went with them
     except StorageError as error:
         log.error("/forget could not be done: %s", error)
         return private(

@@ -57,6 +57,7 @@ async def reminders(invocation: Invocation, services: Services) -> list[Reply]:
         )
     try:
         await services.storage.set_reminders(invocation.volunteer_key, False, None)
+        services.deliveries_changed()  # their waiting deliveries are dropped
     except NotWiped:
         return private(
             _(
