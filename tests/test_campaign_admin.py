@@ -51,6 +51,20 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def away_from_today(tmp_path: Path) -> Settings:
+    """Settings whose freeze window is a month from the real date. APScheduler runs on the
+    wall clock, not on the test's Clock: with the fixed December 2026 window, a test that
+    starts the real scheduler would find a reminder rung due (and send it) whenever the
+    suite runs within an hour after one, during the real campaign."""
+    real = datetime.now(UTC)
+    return make_settings(
+        tmp_path,
+        campaign_start=(real + timedelta(days=30)).isoformat(),
+        campaign_end=(real + timedelta(days=31)).isoformat(),
+    )
+
+
+@pytest.fixture
 async def bot(settings: Settings, clock: Clock) -> AsyncIterator[App]:
     async with running(settings, clock) as app:
         yield app
@@ -385,8 +399,9 @@ async def communities(app: App) -> None:
 
 
 async def test_one_tally_post_per_slot_in_each_communitys_language(
-    settings: Settings, clock: Clock
+    away_from_today: Settings, clock: Clock
 ) -> None:
+    settings = away_from_today  # it starts the real scheduler: no rung may be due today
     async with running(settings, clock) as app:
         await communities(app)
         scheduler = ReminderScheduler(app.services)
@@ -429,8 +444,9 @@ async def test_one_tally_post_per_slot_in_each_communitys_language(
 
 
 async def test_a_restart_after_a_missed_slot_start_posts_it_once(
-    settings: Settings, clock: Clock
+    away_from_today: Settings, clock: Clock
 ) -> None:
+    settings = away_from_today  # it starts the real scheduler: no rung may be due today
     async with running(settings, clock) as app:
         await communities(app)
     clock.now = datetime(2026, 12, 2, 0, 20, tzinfo=UTC)  # the bot was down at midnight
