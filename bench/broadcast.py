@@ -46,10 +46,10 @@ def peak_rss_mb() -> float:
 
 async def child_outbox(count: int, limit: float) -> dict[str, float]:
     """coalition-bot: opted-in volunteers, one broadcast, the outbox drains it."""
-    from bot.bootstrap import bootstrap
-    from bot.frontends.telegram_bot import TelegramFrontend
-    from bot.outbox import Outbox
-    from bot.settings import Settings
+    from bot.app.bootstrap import bootstrap
+    from bot.core.settings import Settings
+    from bot.delivery.outbox import Outbox
+    from bot.frontends.telegram import TelegramFrontend
 
     data = Path(os.environ["DATA"])
     settings = Settings(
@@ -119,8 +119,8 @@ async def child_plain(count: int, limit: float) -> dict[str, float]:
 
 async def child_expand(count: int) -> dict[str, float]:
     """RSS while one broadcast expands to `count` recipients (inserted in bulk first)."""
-    from bot.bootstrap import bootstrap
-    from bot.settings import Settings
+    from bot.app.bootstrap import bootstrap
+    from bot.core.settings import Settings
 
     data = Path(os.environ["DATA"])
     settings = Settings(

@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.bootstrap import bootstrap  # noqa: E402
-from bot.core import ChatKind, Invocation, Platform  # noqa: E402
-from bot.dispatch import Dispatcher  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bot.app.bootstrap import bootstrap  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
+from bot.core.types import ChatKind, Invocation, Platform  # noqa: E402
+from bot.services.dispatch import Dispatcher  # noqa: E402
 
 PEPPER = "bench-pepper-" + "b" * 40
 GROUP = "-1001234567890"

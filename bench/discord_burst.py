@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from discord.http import Route  # noqa: E402
 
-from bot.bootstrap import bootstrap  # noqa: E402
-from bot.frontends.discord_bot import PLEDGE_BUTTON_ID, DiscordFrontend  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bot.app.bootstrap import bootstrap  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
+from bot.frontends.discord import PLEDGE_BUTTON_ID, DiscordFrontend  # noqa: E402
 from tests.fakes.discord_rest import FakeDiscordREST  # noqa: E402
 
 TOKEN = "M" + "a" * 23 + "." + "b" * 6 + "." + "c" * 27

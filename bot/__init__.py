@@ -1,1 +1,5 @@
-"""coalition-bot: one chat bot for a coalition campaign on Discord, Telegram and the console."""
+"""coalition-bot: one command core behind Telegram, Discord and a console.
+
+Rooms, from the top (a module imports only from its own room or the rooms below it):
+app → frontends → web | delivery | schedule | handlers → services → core → storage.
+"""

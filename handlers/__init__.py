@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.registry import Registry
+from bot.services.registry import Registry
 from handlers import announce, campaign, language, pledge, privacy, reminders, start, tally
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 
-from bot import i18n
-from bot.core import Button, Invocation, Platform, Reply, Scope, Visibility, private
-from bot.i18n import N_, Raw, _, ngettext
-from bot.progress import progress_text
-from bot.registry import Arg, Command
-from bot.services import Services
-from bot.text import MESSAGE_LIMITS, clean, echo, message_count, parse_whole, with_opt_out
-from handlers.common import LANGUAGE_NAMES, paragraphs
+from bot.core import i18n
+from bot.core.i18n import N_, Raw, _, ngettext
+from bot.core.text import MESSAGE_LIMITS, clean, echo, message_count, parse_whole, with_opt_out
+from bot.core.types import Button, Invocation, Platform, Reply, Scope, Visibility, private
+from bot.services.container import Services
+from bot.services.registry import Arg, Command
+from bot.services.render import paragraphs, progress_text
+from handlers.common import LANGUAGE_NAMES
 
 TEXT = Arg("text", label=N_("The announcement; start a part with ar:, fr: or en:"), rest=True)
 ID = Arg("id", label=N_("announcement number"), required=True)

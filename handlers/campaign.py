@@ -21,8 +21,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import i18n
-from bot.campaign import (
+from bot.core import i18n
+from bot.core.i18n import LRI, N_, PDI, Raw, _, ngettext
+from bot.core.text import echo
+from bot.core.types import Invocation, Platform, Reply, Scope, private
+from bot.services.campaign import (
     LADDER,
     Phase,
     default_distance,
@@ -31,12 +34,10 @@ from bot.campaign import (
     place,
     reminder_key,
 )
-from bot.core import Invocation, Platform, Reply, Scope, private
-from bot.i18n import LRI, N_, PDI, Raw, _, ngettext
-from bot.registry import Arg, Choice, Command, fold
-from bot.services import Services
-from bot.text import echo
-from handlers.common import paragraphs, post_message, reader_zone, window
+from bot.services.container import Services
+from bot.services.registry import Arg, Choice, Command, fold
+from bot.services.render import paragraphs, window
+from handlers.common import post_message, reader_zone
 from handlers.reminders import STATE
 
 log = logging.getLogger(__name__)

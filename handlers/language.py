@@ -6,12 +6,12 @@ import re
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
-from bot import i18n
-from bot.core import Button, Invocation, Reply, Scope, private
-from bot.i18n import N_, Raw, _
-from bot.registry import Arg, Choice, Command
-from bot.services import Services
-from bot.text import echo
+from bot.core import i18n
+from bot.core.i18n import N_, Raw, _
+from bot.core.text import echo
+from bot.core.types import Button, Invocation, Reply, Scope, private
+from bot.services.container import Services
+from bot.services.registry import Arg, Choice, Command
 from handlers.common import LANGUAGE_NAMES, reader_zone
 
 LANGUAGE = Arg(

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from bot.campaign import checkin_window, load_ladder
-from bot.core import Invocation, Reply, private
-from bot.i18n import N_, Raw, _
-from bot.registry import Arg, Choice, Command
-from bot.services import Services
+from bot.core.i18n import N_, Raw, _
+from bot.core.types import Invocation, Reply, private
+from bot.services.campaign import checkin_window, load_ladder
+from bot.services.container import Services
+from bot.services.registry import Arg, Choice, Command
+from bot.services.render import paragraphs, window
 from handlers.campaign import moment_text
-from handlers.common import (
-    accounts,
-    long_date,
-    paragraphs,
-    post_message,
-    reader_zone,
-    window,
-)
+from handlers.common import accounts, long_date, post_message, reader_zone
 from storage.base import PledgeStatus
 
 PLATFORM = Arg(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from bot.core import Button, Invocation, Reply, private
-from bot.i18n import N_, Raw, _, ngettext
-from bot.registry import Arg, Choice, Command
-from bot.services import Services
-from handlers.common import LANGUAGE_NAMES, accounts, long_date, paragraphs
+from bot.core.i18n import N_, Raw, _, ngettext
+from bot.core.types import Button, Invocation, Reply, private
+from bot.services.container import Services
+from bot.services.registry import Arg, Choice, Command
+from bot.services.render import paragraphs
+from handlers.common import LANGUAGE_NAMES, accounts, long_date
 from storage.base import NotWiped, StorageError
 
 log = logging.getLogger(__name__)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core import Button, Invocation, Reply, Scope, private
-from bot.i18n import N_, _
-from bot.registry import Arg, Choice, Command
-from bot.services import Services
+from bot.core.i18n import N_, _
+from bot.core.types import Button, Invocation, Reply, Scope, private
+from bot.services.container import Services
+from bot.services.registry import Arg, Choice, Command
 from handlers.common import LANGUAGE_NAMES
 from storage.base import NotWiped
 

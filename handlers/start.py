@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot.core import Invocation, Reply, Scope
-from bot.i18n import N_, Raw, _
-from bot.registry import Arg, Choice, Command
-from bot.services import Services
-from handlers.common import paragraphs, pledge_button
+from bot.core.i18n import N_, Raw, _
+from bot.core.types import Invocation, Reply, Scope
+from bot.services.container import Services
+from bot.services.registry import Arg, Choice, Command
+from bot.services.render import paragraphs, pledge_button
 from handlers.pledge import pledge
 
 DEEP_LINK = Arg("payload", choices=(Choice("pledge"),))

@@ -4,62 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from bot import i18n
-from bot.core import Invocation, Reply, ReplyKind, Scope, private
-from bot.i18n import N_, Raw, _, ngettext
-from bot.registry import Command
-from bot.services import Services
-from handlers.common import paragraphs, pledge_button, window
+from bot.core.i18n import N_, Raw, _, ngettext
+from bot.core.types import Invocation, Reply, Scope, private
+from bot.services.container import Services
+from bot.services.registry import Command
+from bot.services.render import paragraphs, render_board, tally_text
 from handlers.reminders import STATE
-from storage.base import Tally
 
 log = logging.getLogger(__name__)
-
-BAR_CELLS = 10
-
-
-def progress_bar(count: int, goal: int) -> str:
-    """A ten-cell text bar of count toward goal."""
-    filled = min(BAR_CELLS, count * BAR_CELLS // goal) if goal > 0 else 0
-    return "▓" * filled + "░" * (BAR_CELLS - filled)
-
-
-def tally_text(tally: Tally, services: Services) -> str:
-    """The counts and the progress toward the goal, in the current language."""
-    goal = services.campaign.goal
-    parts = []
-    if tally.community is not None:
-        parts.append(
-            ngettext(
-                "{count} volunteer has pledged in this community.",
-                "{count} volunteers have pledged in this community.",
-                tally.community,
-            )
-        )
-    parts.append(
-        ngettext(
-            "{count} volunteer has pledged in all.",
-            "{count} volunteers have pledged in all.",
-            tally.total,
-        )
-    )
-    if tally.done:
-        parts.append(
-            ngettext(
-                "{count} of them froze their accounts.",
-                "{count} of them froze their accounts.",
-                tally.done,
-            )
-        )
-    parts.append(
-        _(
-            "Goal: {goal}. {bar} {percent}",
-            goal=goal,
-            bar=progress_bar(tally.total, goal),
-            percent=i18n.current().percent(min(tally.total / goal, 9.99)),
-        )
-    )
-    return "\n".join(parts)
 
 
 async def tally(invocation: Invocation, services: Services) -> list[Reply]:
@@ -72,21 +24,6 @@ async def tally(invocation: Invocation, services: Services) -> list[Reply]:
 async def board(invocation: Invocation, services: Services) -> list[Reply]:
     """Post the live pledge board with its "I pledge" button (community admins)."""
     return [await render_board(services, invocation.platform, invocation.chat_id)]
-
-
-async def render_board(services: Services, platform: str, chat_id: str) -> Reply:
-    """A community's board as it should read now, in the community's language."""
-    counts = await services.storage.tally(services.campaign.id, platform, chat_id)
-    _volunteer, community = await services.storage.load_context(b"", platform, chat_id)
-    language = (community.language if community else None) or services.settings.default_language
-    with i18n.use(services.catalogs.get(language)):
-        text = paragraphs(
-            _("Stop Hate For Profit: freeze your Instagram and Facebook accounts for 24 hours."),
-            tally_text(counts, services),
-            window(services, services.campaign.zone, platform),
-        )
-        button = pledge_button()
-    return Reply(text=text, buttons=(button,), kind=ReplyKind.BOARD)
 
 
 async def tallypost(invocation: Invocation, services: Services) -> list[Reply]:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.bootstrap import bootstrap
-from bot.dispatch import Dispatcher
+from bot.app.bootstrap import bootstrap
+from bot.core.settings import Settings
 from bot.frontends.console import Console
-from bot.services import Services
-from bot.settings import Settings
+from bot.services.container import Services
+from bot.services.dispatch import Dispatcher
 
 # python-telegram-bot 22: opt in to timedelta retry_after, as the production entry point does.
 os.environ.setdefault("PTB_TIMEDELTA", "1")

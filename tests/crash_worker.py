@@ -26,13 +26,13 @@ from pathlib import Path
 
 import discord.http
 
-from bot.bootstrap import bootstrap
-from bot.frontends.discord_bot import DiscordFrontend
-from bot.frontends.telegram_bot import TelegramFrontend
-from bot.logs import setup_logging
-from bot.outbox import Outbox
-from bot.services import Services
-from bot.settings import Settings
+from bot.app.bootstrap import bootstrap
+from bot.app.logs import setup_logging
+from bot.core.settings import Settings
+from bot.delivery.outbox import Outbox
+from bot.frontends.discord import DiscordFrontend
+from bot.frontends.telegram import TelegramFrontend
+from bot.services.container import Services
 
 TELEGRAM_TOKEN = "123456:CRASH" + "abcdefghijklmnopqrstuvwxyzABCDEF"
 DISCORD_TOKEN = "M" + "a" * 23 + "." + "b" * 6 + "." + "c" * 27

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.outbox import Outbox
-from bot.scheduler import ReminderScheduler
-from bot.settings import Settings
+from bot.core.settings import Settings
+from bot.delivery.outbox import Outbox
+from bot.schedule.scheduler import ReminderScheduler
 from tests.conftest import App, eventually, make_settings
 
 

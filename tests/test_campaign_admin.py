@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.bootstrap import bootstrap, utc_now
-from bot.core import ChatKind, Invocation, Platform
+from bot.app.bootstrap import bootstrap, utc_now
+from bot.core.settings import Settings
+from bot.core.types import ChatKind, Invocation, Platform
+from bot.delivery.outbox import Outbox
 from bot.frontends.console import Console
-from bot.outbox import Outbox
-from bot.scheduler import ReminderScheduler
-from bot.settings import Settings
+from bot.schedule.scheduler import ReminderScheduler
 from storage.base import Broadcast
 from tests.conftest import NOW, WAIT, App, eventually, make_settings, subscribers
 

@@ -109,21 +109,21 @@ def test_template_is_up_to_date() -> None:
 
 
 def test_command_summaries_fit_telegram_menus() -> None:
-    from bot.i18n import Catalogs, use
+    from bot.core.i18n import Catalogs, use
     from handlers import build_registry
 
     catalogs = Catalogs.load()
     for lang in LANGS:
         with use(catalogs.get(lang)):
-            from bot.i18n import _
+            from bot.core.i18n import _
 
             for command in build_registry():
                 assert 3 <= len(_(command.summary)) <= 256, (lang, command.name)
 
 
 def test_one_registry_gives_every_language_its_menu() -> None:
-    from bot.core import Scope
-    from bot.i18n import Catalogs, use
+    from bot.core.i18n import Catalogs, use
+    from bot.core.types import Scope
     from handlers import build_registry
 
     registry = build_registry()
@@ -155,7 +155,7 @@ def test_one_registry_gives_every_language_its_menu() -> None:
 def test_utc_has_a_proper_name_in_every_language(lang: str, expected: str) -> None:
     from zoneinfo import ZoneInfo
 
-    from bot.i18n import Catalogs
+    from bot.core.i18n import Catalogs
 
     name = Catalogs.load().get(lang).zone_name(ZoneInfo("UTC"))
     assert name == expected  # Babel alone says "Unknown Region (UTC) Time"

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.bootstrap import bootstrap
-from bot.frontends.discord_bot import DiscordFrontend
-from bot.frontends.telegram_bot import TelegramFrontend
+from bot.app.bootstrap import bootstrap
+from bot.frontends.discord import DiscordFrontend
+from bot.frontends.telegram import TelegramFrontend
 from tests.crash_worker import (
     BROADCAST_KEY,
     DISCORD_GUILDS,

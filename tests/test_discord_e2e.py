@@ -14,10 +14,10 @@ import pytest
 import simcord
 import simcord.interactions as simcord_interactions
 
-from bot.bootstrap import bootstrap
-from bot.frontends.discord_bot import PLEDGE_BUTTON_ID, DiscordFrontend
-from bot.registry import Command
-from bot.services import Services
+from bot.app.bootstrap import bootstrap
+from bot.frontends.discord import PLEDGE_BUTTON_ID, DiscordFrontend
+from bot.services.container import Services
+from bot.services.registry import Command
 from tests.conftest import NOW, WAIT, eventually, make_settings
 
 HOME = 900_000_000_000_000_042
@@ -312,8 +312,8 @@ async def test_arabic_pledge_by_command_and_by_button(world: World) -> None:
 
 
 async def test_a_reminder_reaches_the_board_channel_and_opted_in_members(world: World) -> None:
-    from bot.outbox import Outbox
-    from bot.scheduler import ReminderScheduler
+    from bot.delivery.outbox import Outbox
+    from bot.schedule.scheduler import ReminderScheduler
 
     await world.mod.slash(world.channel, "board")
     ana = world.member("ana")
@@ -335,7 +335,7 @@ async def test_a_reminder_reaches_the_board_channel_and_opted_in_members(world: 
 
 
 async def test_an_announcement_shows_its_progress_then_a_report(world: World) -> None:
-    from bot.outbox import Outbox
+    from bot.delivery.outbox import Outbox
 
     await world.mod.slash(world.channel, "board")  # the community's channel for the outbox
     for name in ("ana", "ben"):
@@ -361,8 +361,8 @@ async def test_an_announcement_shows_its_progress_then_a_report(world: World) ->
 async def test_the_checkin_button_in_a_private_message_counts_a_volunteer_as_done(
     world: World,
 ) -> None:
-    from bot.outbox import Outbox
-    from bot.scheduler import ReminderScheduler
+    from bot.delivery.outbox import Outbox
+    from bot.schedule.scheduler import ReminderScheduler
 
     ana = world.member("ana")
     world.locale["locale"] = "fr"

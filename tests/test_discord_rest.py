@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.bootstrap import bootstrap
-from bot.frontends.discord_bot import DiscordFrontend
+from bot.app.bootstrap import bootstrap
+from bot.frontends.discord import DiscordFrontend
 from tests.conftest import make_settings
 from tests.fakes.discord_rest import FakeDiscordREST
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.bootstrap import bootstrap
-from bot.core import ChatKind, Invocation, Platform, Reply, Source, Visibility
-from bot.dispatch import resolve_locale
-from bot.i18n import FSI, LRI, PDI
-from bot.registry import Command
-from bot.services import Services
+from bot.app.bootstrap import bootstrap
+from bot.core.i18n import FSI, LRI, PDI
+from bot.core.types import ChatKind, Invocation, Platform, Reply, Source, Visibility
+from bot.services.container import Services
+from bot.services.dispatch import resolve_locale
+from bot.services.registry import Command
 from storage.base import Community, Volunteer
 from tests.conftest import App, make_settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.core import ChatKind, Invocation, Platform
+from bot.core.types import ChatKind, Invocation, Platform
 from tests.conftest import App
 
 

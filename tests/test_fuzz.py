@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.core import ChatKind, Invocation, Platform, Source
+from bot.core.types import ChatKind, Invocation, Platform, Source
 from handlers import build_registry
 from tests.conftest import App
 

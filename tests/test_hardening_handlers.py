@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.bootstrap import bootstrap
+from bot.app.bootstrap import bootstrap
+from bot.core.settings import Settings
+from bot.delivery.outbox import Outbox
 from bot.frontends.console import Console
-from bot.outbox import Outbox
-from bot.settings import Settings
 from tests.conftest import NOW, App, make_settings, subscribers
 
 NNBSP = "\u202f"  # Babel's space between a time and AM/PM in English
@@ -144,7 +144,7 @@ async def test_done_is_taken_from_the_freeze_start_until_the_checkin_closes(
 async def test_the_checkin_button_after_the_checkin_closed_says_so(bot: App, clock: Clock) -> None:
     await bot.run(":as karim\n:private\n:hint en\n/pledge\n/reminders on")
     clock.now = datetime(2026, 12, 17, 9, 0, tzinfo=UTC)
-    from bot.scheduler import ReminderScheduler
+    from bot.schedule.scheduler import ReminderScheduler
 
     scheduler = ReminderScheduler(bot.services)
     assert "checkin" in await scheduler.fire_due((await scheduler.ladder())["checkin"])

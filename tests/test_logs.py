@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.bootstrap import bootstrap
-from bot.logs import RedactSecrets, setup_logging
+from bot.app.bootstrap import bootstrap
+from bot.app.logs import RedactSecrets, setup_logging
 from tests.conftest import make_settings
 
 TOKEN = "123456789:AAH" + "s" * 32

@@ -18,12 +18,12 @@ import discord
 import pytest
 import simcord
 
-from bot.bootstrap import bootstrap
-from bot.core import Scope
+from bot.app.bootstrap import bootstrap
+from bot.core.types import Scope
 from bot.frontends.console import Console
-from bot.frontends.discord_bot import DiscordFrontend
-from bot.frontends.telegram_bot import TelegramFrontend
-from bot.registry import Command, Registry, parse_args
+from bot.frontends.discord import DiscordFrontend
+from bot.frontends.telegram import TelegramFrontend
+from bot.services.registry import Command, Registry, parse_args
 from handlers import build_registry
 from tests.conftest import NOW, App, make_settings
 from tests.fakes.telegram_server import FakeTelegram

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.core import ChatKind, Invocation, Platform
-from bot.i18n import FSI, PDI
+from bot.core.i18n import FSI, PDI
+from bot.core.types import ChatKind, Invocation, Platform
 from tests.conftest import App
 
 

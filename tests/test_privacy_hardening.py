@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.bootstrap import bootstrap
-from bot.core import ChatKind, Invocation, Platform
+from bot.app.bootstrap import bootstrap
+from bot.core.settings import ConfigError, load_settings
+from bot.core.types import ChatKind, Invocation, Platform
+from bot.delivery.outbox import Outbox
 from bot.frontends.console import Console
-from bot.outbox import Outbox
-from bot.scheduler import ReminderScheduler
-from bot.settings import ConfigError, load_settings
+from bot.schedule.scheduler import ReminderScheduler
 from storage.sqlite import SQLiteStorage
 from tests.conftest import NOW, App, make_settings, subscribers
 from tests.test_telegram_e2e import telegram_world
@@ -257,7 +257,7 @@ async def test_the_configured_pepper_wins_over_the_pepper_file(
     monkeypatch.setenv("COALITION_PEPPER", "p" * 40)
     monkeypatch.setenv("COALITION_PEPPER_FILE", str(tmp_path / "pepper-file"))
     async with bootstrap(load_settings(), clock=lambda: NOW) as (services, _dispatcher):
-        from bot.identity import Identities
+        from bot.core.identity import Identities
 
         expected = Identities(b"p" * 40).key("console", "amina")
         assert services.identities.key("console", "amina") == expected

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from bot.outbox import Outbox
-from bot.scheduler import ReminderScheduler
+from bot.delivery.outbox import Outbox
+from bot.schedule.scheduler import ReminderScheduler
 from tests.conftest import WAIT, App, subscribers
 
 
@@ -92,7 +92,7 @@ async def test_apscheduler_triggers_a_stored_rung(app: App) -> None:
 
 async def test_milestones_are_posted_once_to_communities_only(app: App) -> None:
     await subscribers(app)  # one French community, three opted-in volunteers
-    from bot.core import ChatKind, Invocation, Platform
+    from bot.core.types import ChatKind, Invocation, Platform
 
     def pledge(n: int) -> Invocation:
         return Invocation(
@@ -167,7 +167,7 @@ async def test_announce_without_text_explains_how(app: App) -> None:
 async def test_an_announcement_keeps_its_line_breaks(app: App) -> None:
     await app.run(":organizer on")
     invocation_text = "First line.\nSecond line."
-    from bot.core import ChatKind, Invocation, Platform
+    from bot.core.types import ChatKind, Invocation, Platform
 
     replies = await app.dispatcher.handle(
         Invocation(

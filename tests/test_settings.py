@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import ConfigError, load_settings
+from bot.core.settings import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:AAH" + "q" * 32

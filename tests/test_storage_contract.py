@@ -396,7 +396,7 @@ async def test_opting_out_leaves_no_address_on_any_delivery(storage: Storage) ->
 async def test_the_last_reminder_delivered_ends_the_campaign_for_addresses(
     storage: Storage,
 ) -> None:
-    from bot.campaign import reminder_key
+    from bot.services.campaign import reminder_key
 
     c = await storage.ensure_campaign("c")
     end = datetime(2026, 12, 17, 8, 0, tzinfo=UTC)

@@ -15,11 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.bootstrap import bootstrap
-from bot.frontends.telegram_bot import TelegramFrontend
-from bot.logs import setup_logging
-from bot.services import Services
-from bot.web import WebServer
+from bot.app.bootstrap import bootstrap
+from bot.app.logs import setup_logging
+from bot.frontends.telegram import TelegramFrontend
+from bot.services.container import Services
+from bot.web.server import WebServer
 from tests.conftest import NOW, WAIT, eventually, make_settings
 from tests.fakes.telegram_server import FakeTelegram, Limits
 
@@ -331,7 +331,7 @@ async def test_webhook_mode_checks_the_secret_and_answers_in_the_response(
 
 
 def test_split_text_respects_the_limit() -> None:
-    from bot.text import split_text
+    from bot.core.text import split_text
 
     text = "\n\n".join("word " * 300 for _ in range(5))
     pieces = split_text(text, 4096)
@@ -372,8 +372,8 @@ async def test_paced_bot_stays_under_the_limits(tmp_path: Path) -> None:
 
 
 async def test_a_reminder_reaches_groups_and_volunteers_in_their_languages(world: World) -> None:
-    from bot.outbox import Outbox
-    from bot.scheduler import ReminderScheduler
+    from bot.delivery.outbox import Outbox
+    from bot.schedule.scheduler import ReminderScheduler
 
     server = world.server
     server.user_sends(ORGANIZER, GROUP, "/language ar group")
@@ -411,7 +411,7 @@ async def announce(world: World, text: str) -> dict:
 
 
 async def test_an_announcement_shows_its_progress_then_a_report(world: World) -> None:
-    from bot.outbox import Outbox
+    from bot.delivery.outbox import Outbox
 
     server = world.server
     for user, code in ((1201, "fr"), (1202, "en"), (1203, "ar")):
@@ -443,8 +443,8 @@ async def test_an_announcement_shows_its_progress_then_a_report(world: World) ->
 
 
 async def test_the_checkin_button_counts_a_volunteer_as_done(world: World) -> None:
-    from bot.outbox import Outbox
-    from bot.scheduler import ReminderScheduler
+    from bot.delivery.outbox import Outbox
+    from bot.schedule.scheduler import ReminderScheduler
 
     server = world.server
     server.add_user(1301, "V", "ar")
@@ -469,8 +469,8 @@ async def test_the_checkin_button_counts_a_volunteer_as_done(world: World) -> No
 
 
 async def test_a_send_that_timed_out_is_unknown_and_never_sent_twice(world: World) -> None:
-    from bot.outbox import Outbox
-    from bot.scheduler import ReminderScheduler
+    from bot.delivery.outbox import Outbox
+    from bot.schedule.scheduler import ReminderScheduler
 
     server = world.server
     server.add_user(1401, "T", "en")
@@ -492,7 +492,7 @@ async def test_a_send_that_timed_out_is_unknown_and_never_sent_twice(world: Worl
 
 
 async def test_the_report_still_comes_after_a_restart(world: World) -> None:
-    from bot.outbox import Outbox
+    from bot.delivery.outbox import Outbox
 
     server = world.server
     server.add_user(1501, "R", "fr")

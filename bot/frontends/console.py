@@ -14,12 +14,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TextIO
 
-from bot.core import Button, ChatKind, Invocation, Platform, Reply, ReplyKind, Source, Visibility
-from bot.dispatch import Dispatcher
-from bot.outbox import OnSend, Outcome
-from bot.progress import Edit, ProgressReports
-from bot.registry import split_command
-from bot.text import parse_whole
+from bot.core.text import parse_whole
+from bot.core.types import (
+    Button,
+    ChatKind,
+    Invocation,
+    Platform,
+    Reply,
+    ReplyKind,
+    Source,
+    Visibility,
+)
+from bot.delivery.outbox import OnSend, Outcome
+from bot.delivery.progress import Edit, ProgressReports
+from bot.services.dispatch import Dispatcher
+from bot.services.registry import split_command
 
 log = logging.getLogger(__name__)
 

@@ -3,15 +3,14 @@ periodic tally post. (The ladder itself, LADDER and default_ladder, lives in bot
 
 from __future__ import annotations
 
-from bot import i18n
-from bot.campaign import LADDER as LADDER
-from bot.campaign import default_ladder as default_ladder
-from bot.core import Button
-from bot.i18n import Raw, _, ngettext
-from bot.services import Services
-from bot.text import with_opt_out
-from handlers.common import paragraphs, window
-from handlers.tally import tally_text
+from bot.core import i18n
+from bot.core.i18n import Raw, _, ngettext
+from bot.core.text import with_opt_out
+from bot.core.types import Button
+from bot.services.campaign import LADDER as LADDER
+from bot.services.campaign import default_ladder as default_ladder
+from bot.services.container import Services
+from bot.services.render import paragraphs, tally_text, window
 from storage.base import Tally
 
 

@@ -8,14 +8,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from bot.campaign import Campaign
-from bot.dispatch import Dispatcher
-from bot.i18n import Catalogs
-from bot.identity import Identities, load_or_create_pepper
-from bot.logs import redact
-from bot.ratelimit import FloodGuard
-from bot.services import Services
-from bot.settings import LANGUAGES, Settings
+from bot.app.logs import redact
+from bot.core.i18n import Catalogs
+from bot.core.identity import Identities, load_or_create_pepper
+from bot.core.ratelimit import FloodGuard
+from bot.core.settings import LANGUAGES, Settings
+from bot.services.campaign import Campaign
+from bot.services.container import Services
+from bot.services.dispatch import Dispatcher
 from handlers import build_registry
 from storage.sqlite import SQLiteStorage
 

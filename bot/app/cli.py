@@ -15,15 +15,15 @@ from pathlib import Path
 import discord
 from telegram.error import TelegramError
 
-from bot.bootstrap import bootstrap
+from bot.app.bootstrap import bootstrap
+from bot.app.logs import setup_logging
+from bot.core.settings import ConfigError, Settings, load_settings
+from bot.delivery.outbox import Outbox
 from bot.frontends.console import Console
-from bot.frontends.discord_bot import DiscordFrontend
-from bot.frontends.telegram_bot import TelegramFrontend
-from bot.logs import setup_logging
-from bot.outbox import Outbox
-from bot.scheduler import ReminderScheduler
-from bot.settings import ConfigError, Settings, load_settings
-from bot.web import WebServer
+from bot.frontends.discord import DiscordFrontend
+from bot.frontends.telegram import TelegramFrontend
+from bot.schedule.scheduler import ReminderScheduler
+from bot.web.server import WebServer
 
 log = logging.getLogger(__name__)
 

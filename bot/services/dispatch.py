@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from bot import i18n
-from bot.core import ChatKind, Invocation, Reply, Scope, Source, private
-from bot.i18n import Raw, _
-from bot.ratelimit import Verdict
-from bot.registry import Command, UsageError, fold, parse_args
-from bot.services import Services
-from bot.text import echo
+from bot.core import i18n
+from bot.core.i18n import Raw, _
+from bot.core.ratelimit import Verdict
+from bot.core.text import echo
+from bot.core.types import ChatKind, Invocation, Reply, Scope, Source, private
+from bot.services.container import Services
+from bot.services.registry import Command, UsageError, fold, parse_args
 from storage.base import Community, StorageError, Volunteer
 
 log = logging.getLogger(__name__)

@@ -15,74 +15,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import i18n
-from bot.i18n import _, ngettext
-from bot.services import Services
-from handlers.common import paragraphs
+from bot.core import i18n
+from bot.services.container import Services
+from bot.services.render import progress_text, remaining, report_text
 
 log = logging.getLogger(__name__)
 
 Edit = Callable[[str, bool], Awaitable[None]]  # (text, final) -> None
 MIN_INTERVAL = 0.05  # seconds: never a busy loop on the database
-
-
-def remaining(counts: dict[str, int]) -> int:
-    """Deliveries not settled yet: waiting or in flight."""
-    return counts.get("pending", 0) + counts.get("inflight", 0)
-
-
-def progress_text(counts: dict[str, int]) -> str:
-    """Where a broadcast stands, in the current language."""
-    failed = counts.get("failed", 0) + counts.get("unreachable", 0) + counts.get("unknown", 0)
-    total = sum(counts.values())
-    return "\n".join(
-        (
-            ngettext(
-                "Sending your announcement to {count} recipient.",
-                "Sending your announcement to {count} recipients.",
-                total,
-            ),
-            _("Delivered: {count}", count=counts.get("sent", 0)),
-            _("Failed: {count}", count=failed),
-            _("Remaining: {count}", count=remaining(counts)),
-        )
-    )
-
-
-def report_text(counts: dict[str, int]) -> str:
-    """The final report of a broadcast, in the current language."""
-    sent = counts.get("sent", 0)
-    unreachable = counts.get("unreachable", 0)
-    failed = counts.get("failed", 0)
-    unknown = counts.get("unknown", 0)
-    return paragraphs(
-        ngettext(
-            "Your announcement was delivered to {count} recipient.",
-            "Your announcement was delivered to {count} recipients.",
-            sent,
-        ),
-        ngettext(
-            "{count} recipient could not be reached: they blocked the bot or left.",
-            "{count} recipients could not be reached: they blocked the bot or left.",
-            unreachable,
-        )
-        if unreachable
-        else "",
-        ngettext(
-            "{count} message was refused by the platform.",
-            "{count} messages were refused by the platform.",
-            failed,
-        )
-        if failed
-        else "",
-        ngettext(
-            "{count} message may not have arrived: the bot stopped while sending it.",
-            "{count} messages may not have arrived: the bot stopped while sending them.",
-            unknown,
-        )
-        if unknown
-        else "",
-    )
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
 from babel.support import Translations
 
-from bot.settings import LANGUAGES
+from bot.core.settings import LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _COMMAND = re.compile(
 DOMAIN = "messages"
 UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu"})
 MOMENT_CACHE = 512  # formatted campaign moments: a handful in practice
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+LOCALES_DIR = Path(__file__).resolve().parents[2] / "locales"
 
 
 class Raw(str):

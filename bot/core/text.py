@@ -3,7 +3,7 @@ platforms' message limits."""
 
 from __future__ import annotations
 
-from bot.i18n import Raw, _
+from bot.core.i18n import Raw, _
 
 MAX_ECHO = 40
 # How many characters one message may have on each platform (the console takes any length).

@@ -23,11 +23,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from bot import i18n
-from bot.core import Button
-from bot.reminders import render
-from bot.services import Services
-from bot.text import with_opt_out
+from bot.core import i18n
+from bot.core.text import with_opt_out
+from bot.core.types import Button
+from bot.services.container import Services
+from bot.services.reminders import render
 from storage.base import Delivery, Finished
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,10 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot import i18n
-from bot.boards import BoardUpdater
-from bot.core import (
+from bot.core import i18n
+from bot.core.i18n import P_
+from bot.core.text import split_text
+from bot.core.types import (
     Button,
     ChatKind,
     Invocation,
@@ -34,15 +35,14 @@ from bot.core import (
     Source,
     Visibility,
 )
-from bot.dispatch import Dispatcher
-from bot.i18n import P_
-from bot.outbox import OnSend, Outcome, RetryLater
-from bot.pacing import Pacer
-from bot.progress import Edit, ProgressReports
-from bot.registry import Command
-from bot.services import Services
-from bot.text import split_text
-from handlers.tally import render_board
+from bot.delivery.boards import BoardUpdater
+from bot.delivery.outbox import OnSend, Outcome, RetryLater
+from bot.delivery.pacing import Pacer
+from bot.delivery.progress import Edit, ProgressReports
+from bot.services.container import Services
+from bot.services.dispatch import Dispatcher
+from bot.services.registry import Command
+from bot.services.render import render_board
 
 log = logging.getLogger(__name__)
 

@@ -53,9 +53,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot import i18n
-from bot.boards import BoardUpdater
-from bot.core import (
+from bot.core import i18n
+from bot.core.i18n import Raw, _
+from bot.core.text import split_text
+from bot.core.types import (
     Button,
     ChatKind,
     Invocation,
@@ -66,16 +67,15 @@ from bot.core import (
     Source,
     Visibility,
 )
-from bot.dispatch import Dispatcher
-from bot.i18n import Raw, _
-from bot.outbox import OnSend, Outcome, RetryLater
-from bot.pacing import LatestOnly, Pacer
-from bot.progress import Edit, ProgressReports
-from bot.registry import split_command
-from bot.services import Services
-from bot.text import split_text
-from bot.web import WebServer
-from handlers.tally import render_board
+from bot.delivery.boards import BoardUpdater
+from bot.delivery.outbox import OnSend, Outcome, RetryLater
+from bot.delivery.pacing import LatestOnly, Pacer
+from bot.delivery.progress import Edit, ProgressReports
+from bot.services.container import Services
+from bot.services.dispatch import Dispatcher
+from bot.services.registry import split_command
+from bot.services.render import render_board
+from bot.web.server import WebServer
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from bot.i18n import N_, _
+from bot.core.i18n import N_, _
 from storage.base import Storage
 
 # The built-in message volunteers post after the freeze, translated in the catalogs;

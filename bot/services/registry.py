@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.core import Invocation, Reply, Scope
-from bot.i18n import _
+from bot.core.i18n import _
+from bot.core.types import Invocation, Reply, Scope
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from bot.services.container import Services
 
 Handler = Callable[[Invocation, "Services"], Awaitable[list[Reply]]]
 

@@ -23,9 +23,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.campaign import LADDER, load_ladder, reminder_key, reminder_subject
-from bot.reminders import tally_subject
-from bot.services import Services
+from bot.services.campaign import LADDER, load_ladder, reminder_key, reminder_subject
+from bot.services.container import Services
+from bot.services.reminders import tally_subject
 from storage.base import Broadcast
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.core import Reply
+from bot.core.types import Reply
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.campaign import Campaign
-from bot.i18n import Catalogs
-from bot.identity import Identities
-from bot.ratelimit import FloodGuard
-from bot.registry import Registry
-from bot.settings import Settings
+from bot.core.i18n import Catalogs
+from bot.core.identity import Identities
+from bot.core.ratelimit import FloodGuard
+from bot.core.settings import Settings
+from bot.services.campaign import Campaign
+from bot.services.registry import Registry
 from storage.base import Storage
 
 log = logging.getLogger(__name__)
