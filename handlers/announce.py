@@ -4,6 +4,7 @@ subscribed community and opted-in volunteer, each in their language."""
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from bot.core import i18n
 from bot.core.i18n import N_, Raw, _, ngettext
@@ -12,11 +13,13 @@ from bot.core.types import Button, Invocation, Platform, Reply, Scope, Visibilit
 from bot.services.container import Services
 from bot.services.registry import Arg, Command
 from bot.services.render import paragraphs, progress_text
-from handlers.common import LANGUAGE_NAMES
 
-TEXT = Arg("text", label=N_("The announcement; start a part with ar:, fr: or en:"), rest=True)
+TEXT = Arg(
+    "text",
+    label=N_("The announcement; start each language's part with its code, such as fr:"),
+    rest=True,
+)
 ID = Arg("id", label=N_("announcement number"), required=True)
-_MARKER = re.compile(r"(?:^|\s)(ar|fr|en):\s*", re.IGNORECASE)
 
 # Characters per language. Telegram takes 4,096 in one message; 4,000 leaves room for the
 # line a volunteer's copy gets ("To stop these reminders…"), so every Telegram reader gets
@@ -27,9 +30,15 @@ MAX_ID = 2**63 - 1  # the largest id storage can hold
 PLATFORM_NAMES = {Platform.TELEGRAM: "Telegram", Platform.DISCORD: "Discord"}
 
 
-def variants(text: str, default: str) -> dict[str, str]:
+@cache
+def _marker(languages: tuple[str, ...]) -> re.Pattern[str]:
+    codes = "|".join(re.escape(code) for code in languages)
+    return re.compile(rf"(?:^|\s)({codes}):\s*", re.IGNORECASE)
+
+
+def variants(text: str, default: str, languages: tuple[str, ...]) -> dict[str, str]:
     """Split 'en: … fr: … ar: …' into texts per language; unmarked text is `default`'s."""
-    parts = _MARKER.split(text)
+    parts = _marker(languages).split(text)
     found: dict[str, str] = {}
     if parts[0].strip():
         found[default] = parts[0].strip()
@@ -42,7 +51,8 @@ def variants(text: str, default: str) -> dict[str, str]:
 async def announce(invocation: Invocation, services: Services) -> list[Reply]:
     """Announce to every community and volunteer, in their languages (coalition organizers)."""
     typed = clean(invocation.args.get("text", ""))
-    texts = variants(typed, invocation.locale)
+    languages = services.catalogs.languages
+    texts = variants(typed, invocation.locale, languages)
     if not texts:
         return private(
             _(
@@ -59,7 +69,7 @@ async def announce(invocation: Invocation, services: Services) -> list[Reply]:
                 "This announcement is too long: each language's text may have at most {count} "
                 "characters, and the {language} text has {length}. Nothing was saved.",
                 MAX_LENGTH,
-                language=LANGUAGE_NAMES[longest],
+                language=i18n.language_name(longest),
                 length=len(texts[longest]),
             )
         )
@@ -67,16 +77,16 @@ async def announce(invocation: Invocation, services: Services) -> list[Reply]:
     announcement_id = await services.storage.save_announcement(services.campaign.id, texts, source)
     preview = [_("Preview of your announcement:")]
     preview += [
-        _("{language}: {text}", language=LANGUAGE_NAMES[code], text=texts[code])
-        for code in LANGUAGE_NAMES
+        _("{language}: {text}", language=i18n.language_name(code), text=texts[code])
+        for code in languages
         if code in texts
     ]
-    missing = [LANGUAGE_NAMES[code] for code in LANGUAGE_NAMES if code not in texts]
+    missing = [i18n.language_name(code) for code in languages if code not in texts]
     notes = (
         _(
             "No text in {missing}: those readers will get the {language} text.",
             missing=i18n.current().join(missing),
-            language=LANGUAGE_NAMES[source],
+            language=i18n.language_name(source),
         )
         if missing
         else ""

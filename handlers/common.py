@@ -1,4 +1,4 @@
-"""Pieces several handlers show: the accounts pledged, the freeze window, language names."""
+"""Pieces several handlers show: the accounts pledged, the reader's zone, dates, the message."""
 
 from __future__ import annotations
 
@@ -17,9 +17,6 @@ ACCOUNTS = {
     "facebook": N_("Facebook"),
     "both": N_("Instagram and Facebook"),
 }
-
-# Language names are written in their own language, as every language picker does.
-LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
 
 
 def accounts(choice: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -12,18 +13,24 @@ from bot.core.text import echo
 from bot.core.types import Button, Invocation, Reply, Scope, private
 from bot.services.container import Services
 from bot.services.registry import Arg, Choice, Command
-from handlers.common import LANGUAGE_NAMES, reader_zone
+from handlers.common import reader_zone
 
-LANGUAGE = Arg(
-    "language",
-    label=N_("The language: ar, fr, en, or auto to follow your app"),
-    choices=(
-        Choice("ar", ("arabic", "arabe", "عربي", "العربية", "عربية")),
-        Choice("fr", ("french", "français", "francais", "فرنسي", "الفرنسية")),
-        Choice("en", ("english", "anglais", "إنجليزي", "الإنجليزية", "انجليزي")),
-        Choice("auto", ("automatic", "automatique", "تلقائي")),
-    ),
-)
+AUTO = Choice("auto", ("automatic", "automatique", "تلقائي"))
+
+
+def language_arg(languages: Sequence[str]) -> Arg:
+    """The /language argument: one choice per catalog, typed as its code or as its name in
+    any language the bot speaks ("arabe", "Arabic", "العربية"), or auto."""
+    return Arg(
+        "language",
+        label=N_("The language, or auto to follow your app"),
+        choices=(
+            *(Choice(code, i18n.language_words(code, languages)) for code in languages),
+            AUTO,
+        ),
+    )
+
+
 SCOPE = Arg(
     "scope",
     label=N_("For you, or for the whole community (community admins)"),
@@ -41,16 +48,19 @@ _ZONE_SHAPE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
 
 
 async def language(invocation: Invocation, services: Services) -> list[Reply]:
-    """Choose the language I answer you in: ar, fr or en."""
+    """Choose the language I answer you in."""
     chosen = invocation.args.get("language")
     scope = invocation.args.get("scope", "me")
     if chosen is None:
         return private(
             _(
                 "I answer you in {language}. Choose another language:",
-                language=LANGUAGE_NAMES[invocation.locale],
+                language=i18n.language_name(invocation.locale),
             ),
-            *(Button(name, f"language {code}") for code, name in LANGUAGE_NAMES.items()),
+            *(
+                Button(i18n.language_name(code), f"language {code}")
+                for code in services.catalogs.languages
+            ),
         )
     if scope == "group":
         return await _community_language(invocation, services, chosen)
@@ -66,7 +76,12 @@ async def _community_language(
     invocation: Invocation, services: Services, chosen: str
 ) -> list[Reply]:
     if chosen == "auto":
-        return private(_("A community needs a fixed language: choose ar, fr or en."))
+        return private(
+            _(
+                "A community needs a fixed language: choose {languages}.",
+                languages=i18n.current().join([Raw(code) for code in services.catalogs.languages]),
+            )
+        )
     await services.storage.set_community_language(invocation.platform, invocation.chat_id, chosen)
     with i18n.use(services.catalogs.get(chosen)):
         return [Reply(text=_("This community's language is now English."))]
@@ -125,12 +140,14 @@ async def timezone(invocation: Invocation, services: Services) -> list[Reply]:
     return private(_("Your time zone is now {zone}. Your time there: {now}.", zone=name, now=now))
 
 
-COMMANDS = (
-    Command(
-        "language",
-        N_("Choose the language I answer you in: ar, fr or en"),
-        language,
-        args=(LANGUAGE, SCOPE),
-    ),
-    Command("timezone", N_("Show or set your time zone"), timezone, args=(ZONE,)),
-)
+def commands(languages: Sequence[str]) -> tuple[Command, ...]:
+    """/language (offering the catalogs in `languages`) and /timezone."""
+    return (
+        Command(
+            "language",
+            N_("Choose the language I answer you in"),
+            language,
+            args=(language_arg(languages), SCOPE),
+        ),
+        Command("timezone", N_("Show or set your time zone"), timezone, args=(ZONE,)),
+    )

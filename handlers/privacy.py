@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from bot.core import i18n
 from bot.core.i18n import N_, Raw, _, ngettext
 from bot.core.types import Button, Invocation, Reply, private
 from bot.services.container import Services
 from bot.services.registry import Arg, Choice, Command
 from bot.services.render import paragraphs
-from handlers.common import LANGUAGE_NAMES, accounts, long_date
+from handlers.common import accounts, long_date
 from storage.base import NotWiped, StorageError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,9 @@ async def mydata(invocation: Invocation, services: Services) -> list[Reply]:
     ]
     if volunteer is not None:
         if volunteer.language:
-            lines.append(_("• Language: {language}", language=LANGUAGE_NAMES[volunteer.language]))
+            lines.append(
+                _("• Language: {language}", language=i18n.language_name(volunteer.language))
+            )
         else:
             lines.append(_("• Language: not chosen (I follow your app)"))
         if volunteer.timezone:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bot.core import i18n
 from bot.core.i18n import N_, _
 from bot.core.types import Button, Invocation, Reply, Scope, private
 from bot.services.container import Services
 from bot.services.registry import Arg, Choice, Command
-from handlers.common import LANGUAGE_NAMES
 from storage.base import NotWiped
 
 STATE = Arg(
@@ -52,7 +52,7 @@ async def reminders(invocation: Invocation, services: Services) -> list[Reply]:
                 "Reminders are on. I will write to you privately in {language} before "
                 "the freeze, when it starts and when it ends. Send /reminders off, or "
                 "just “stop”, to turn them off.",
-                language=LANGUAGE_NAMES[invocation.locale],
+                language=i18n.language_name(invocation.locale),
             )
         )
     try:

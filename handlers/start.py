@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.core import i18n
 from bot.core.i18n import N_, Raw, _
 from bot.core.types import Invocation, Reply, Scope
 from bot.services.container import Services
@@ -52,10 +53,11 @@ async def help_(invocation: Invocation, services: Services) -> list[Reply]:
             text=paragraphs(
                 "\n".join(lines),
                 _(
-                    "To read me in Arabic, French or English, send {ar}, {fr} or {en}.",
-                    ar=Raw("/language ar"),
-                    fr=Raw("/language fr"),
-                    en=Raw("/language en"),
+                    "I speak {languages}. To choose, send {command}.",
+                    languages=i18n.current().join(
+                        [i18n.language_name(code) for code in services.catalogs.languages]
+                    ),
+                    command=Raw("/language"),
                 ),
             )
         )

@@ -44,16 +44,19 @@ def inv(
     )
 
 
+LANGS = ("ar", "en", "fr")
+
+
 def test_locale_order() -> None:
     now = datetime.now(UTC)
     chosen = Volunteer(b"k", "ar", None, False, None, now)
     silent = Volunteer(b"k", None, None, False, None, now)
     community = Community(1, "discord", "g", "fr", True, None)
-    assert resolve_locale(chosen, "fr-FR", community, "en") == "ar"
-    assert resolve_locale(silent, "fr-CA", community, "en") == "fr"
-    assert resolve_locale(None, "de-DE", community, "en") == "fr"
-    assert resolve_locale(None, None, None, "ar") == "ar"
-    assert resolve_locale(None, "pt_BR", None, "") == "en"
+    assert resolve_locale(chosen, "fr-FR", community, "en", LANGS) == "ar"
+    assert resolve_locale(silent, "fr-CA", community, "en", LANGS) == "fr"
+    assert resolve_locale(None, "de-DE", community, "en", LANGS) == "fr"
+    assert resolve_locale(None, None, None, "ar", LANGS) == "ar"
+    assert resolve_locale(None, "pt_BR", None, "", LANGS) == "en"
 
 
 async def test_community_language_applies_to_readers_without_a_choice(app: App) -> None:
@@ -116,8 +119,8 @@ async def test_arabic_numbers_are_isolated_but_commands_are_not(app: App) -> Non
     assert f"{FSI}3{PDI}" in replies[0].text
     replies = await app.dispatcher.handle(inv("unpledge", hint="ar", user="nobody"))
     help_reply = await app.dispatcher.handle(inv("help", hint="ar"))
-    assert "/language ar" in help_reply[0].text
-    assert f"{LRI}/language ar{PDI}" in help_reply[0].text
+    assert f"{LRI}/language{PDI}" in help_reply[0].text
+    assert f"{LRI}/language [ar|en|fr|auto] [me|group]{PDI}" in help_reply[0].text
     assert replies[0].text
 
 

@@ -12,7 +12,7 @@ from bot.app.logs import redact
 from bot.core.i18n import Catalogs
 from bot.core.identity import Identities, load_or_create_pepper
 from bot.core.ratelimit import FloodGuard
-from bot.core.settings import LANGUAGES, Settings
+from bot.core.settings import Settings
 from bot.services.campaign import Campaign
 from bot.services.container import Services
 from bot.services.dispatch import Dispatcher
@@ -48,6 +48,7 @@ async def bootstrap(
         if stored is not None:  # an organizer set it with /campaign: it wins over settings
             start, end = (moment.astimezone(zone) for moment in stored)
             log.info("freeze window: the one organizers set, not the configured one")
+        catalogs = Catalogs.load(settings.locales_dir, default=settings.default_language)
         campaign = Campaign(
             id=campaign_id,
             slug=settings.campaign_slug,
@@ -57,16 +58,16 @@ async def bootstrap(
             goal=settings.campaign_goal,
             messages={
                 lang: settings.campaign_message(lang)
-                for lang in LANGUAGES
+                for lang in catalogs.languages
                 if settings.campaign_message(lang)
             },
         )
         services = Services(
             settings=settings,
             storage=storage,
-            catalogs=Catalogs.load(default=settings.default_language),
+            catalogs=catalogs,
             identities=Identities(pepper),
-            registry=build_registry(),
+            registry=build_registry(catalogs.languages),
             campaign=campaign,
             flood=FloodGuard(settings.rate_limit_commands, settings.rate_limit_seconds),
             clock=clock,

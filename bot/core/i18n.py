@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -25,8 +25,6 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
 from babel.support import Translations
-
-from bot.core.settings import LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +40,28 @@ DOMAIN = "messages"
 UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu"})
 MOMENT_CACHE = 512  # formatted campaign moments: a handful in practice
 LOCALES_DIR = Path(__file__).resolve().parents[2] / "locales"
+SOURCE_LANGUAGE = "en"  # the msgids are English: the language every catalog translates from
+
+
+def available_languages(directory: Path = LOCALES_DIR) -> tuple[str, ...]:
+    """The languages the bot speaks: one per catalog, locales/<code>/LC_MESSAGES/messages.po."""
+    return tuple(
+        sorted(path.parents[1].name for path in directory.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+    )
+
+
+def language_name(code: str) -> str:
+    """A language's name written in that language, as language pickers show it ("Français")."""
+    name = Locale.parse(code).get_display_name(code) or code
+    return name[:1].upper() + name[1:]
+
+
+def language_words(code: str, languages: Iterable[str]) -> tuple[str, ...]:
+    """What a language is called in each of `languages` (and in English): typed words that
+    choose it, from Babel's locale data ("arabe", "Arabic", "العربية")."""
+    locale = Locale.parse(code)
+    names = {locale.get_display_name(other) for other in (*languages, SOURCE_LANGUAGE)}
+    return tuple(sorted(name for name in names if name))
 
 
 class Raw(str):
@@ -154,15 +174,18 @@ class Translator:
 class Catalogs:
     """Every language's translator, compiled in memory from the .po files at start-up."""
 
-    def __init__(self, translators: Mapping[str, Translator], default: str = "en") -> None:
+    def __init__(
+        self, translators: Mapping[str, Translator], default: str = SOURCE_LANGUAGE
+    ) -> None:
         self._translators = dict(translators)
-        self.default = default
+        self._languages = tuple(self._translators)
+        self.default = default if default in self._translators else SOURCE_LANGUAGE
 
     @classmethod
-    def load(cls, directory: Path = LOCALES_DIR, default: str = "en") -> Catalogs:
-        """Read locales/<lang>/LC_MESSAGES/messages.po for every supported language."""
+    def load(cls, directory: Path = LOCALES_DIR, default: str = SOURCE_LANGUAGE) -> Catalogs:
+        """Read every catalog in locales/: each <lang>/LC_MESSAGES/messages.po is a language."""
         translators: dict[str, Translator] = {}
-        for language in LANGUAGES:
+        for language in available_languages(directory):
             path = directory / language / "LC_MESSAGES" / f"{DOMAIN}.po"
             with path.open("rb") as handle:
                 catalog = read_po(handle, locale=language, domain=DOMAIN)
@@ -174,20 +197,24 @@ class Catalogs:
 
     @property
     def languages(self) -> tuple[str, ...]:
-        """The supported language codes."""
-        return tuple(self._translators)
+        """The codes of the languages with a catalog, in a stable order."""
+        return self._languages
 
     def get(self, language: str) -> Translator:
         """The translator for a language, or the default one."""
         return self._translators.get(language) or self._translators[self.default]
 
+    def match(self, hint: str | None) -> str | None:
+        """A platform hint such as 'fr-CA' or 'ar_EG' reduced to a language we speak, or None."""
+        return normalize(hint, self.languages)
 
-def normalize(hint: str | None) -> str | None:
-    """Reduce a platform hint such as 'fr-CA' or 'ar_EG' to a supported language, or None."""
+
+def normalize(hint: str | None, languages: Iterable[str]) -> str | None:
+    """Reduce a platform hint such as 'fr-CA' or 'ar_EG' to one of `languages`, or None."""
     if not hint:
         return None
     base = hint.replace("_", "-").split("-", 1)[0].lower()
-    return base if base in LANGUAGES else None
+    return base if base in languages else None
 
 
 _current: ContextVar[Translator | None] = ContextVar("coalition_translator", default=None)

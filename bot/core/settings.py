@@ -17,8 +17,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-LANGUAGES: tuple[str, ...] = ("ar", "fr", "en")
-Language = Literal["ar", "fr", "en"]
+from bot.core.i18n import LOCALES_DIR, SOURCE_LANGUAGE, available_languages
+
 ENV_PREFIX = "COALITION_"
 
 _TELEGRAM_TOKEN = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{30,64}$")
@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     database_path: Path | None = None
     pepper: SecretStr | None = None
     pepper_file: Path | None = None
-    default_language: Language = "en"
+    default_language: str = SOURCE_LANGUAGE  # one of the catalogs in locales_dir
+    locales_dir: Path = LOCALES_DIR  # a language is a catalog: <code>/LC_MESSAGES/messages.po
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     campaign_slug: str = Field(default="stop-hate-for-profit", pattern=r"^[a-z0-9-]{1,64}$")
@@ -167,6 +168,19 @@ class Settings(BaseSettings):
             if len(text) < 32:
                 raise ValueError("too short: the file must hold at least 32 random characters")
         return value
+
+    @model_validator(mode="after")
+    def _languages(self) -> Settings:
+        languages = available_languages(self.locales_dir)
+        if SOURCE_LANGUAGE not in languages:
+            raise ValueError(
+                f"locales_dir: no catalog {SOURCE_LANGUAGE}/LC_MESSAGES/messages.po in that folder"
+            )
+        if self.default_language not in languages:
+            *first, last = (f"'{code}'" for code in languages)
+            known = f"{', '.join(first)} or {last}" if first else last
+            raise ValueError(f"default_language: no catalog for it in locales/: use {known}")
+        return self
 
     @model_validator(mode="after")
     def _window(self) -> Settings:

@@ -21,8 +21,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.core import i18n
-from bot.core.i18n import P_
+from bot.core.i18n import P_, SOURCE_LANGUAGE
 from bot.core.text import split_text
 from bot.core.types import (
     Button,
@@ -59,11 +58,9 @@ CONTENT_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
 BOARD_COLOUR = discord.Colour(0xC0392B)
 COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "done"})
-# Discord client locales we have a catalog for (Arabic is not a Discord locale).
-LOCALES = {discord.Locale.french: "fr"}
 
-# Command names as French Discord users see them (msgctxt "command name"). Every command of
-# the registry needs one; tests/test_discord_e2e.py checks it.
+# Command names as Discord users see them in their language (msgctxt "command name"). Every
+# command of the registry needs one; tests/test_discord_e2e.py checks it.
 COMMAND_NAMES = (
     P_("command name", "help"),
     P_("command name", "pledge"),
@@ -86,7 +83,8 @@ NAME_CONTEXT = "command name"
 
 
 class CatalogTranslator(app_commands.Translator):
-    """Gives Discord the French names, descriptions and choices from our catalogs."""
+    """Gives Discord the command names, descriptions and options from our catalogs, for each
+    Discord locale that has one."""
 
     def __init__(self, services: Services) -> None:
         super().__init__()
@@ -99,8 +97,9 @@ class CatalogTranslator(app_commands.Translator):
         context: app_commands.TranslationContextTypes,
     ) -> str | None:
         """The translation for one Discord locale, or None to keep the English."""
-        language = LOCALES.get(locale)
-        if language is None:
+        # Discord's own locales ("fr", "es-ES"…) that have a catalog; Arabic is not one of them.
+        language = self.services.catalogs.match(locale.value)
+        if language is None or language == SOURCE_LANGUAGE:
             return None
         translator = self.services.catalogs.get(language)
         message = string.message
@@ -310,11 +309,10 @@ class DiscordFrontend:
             dm_address=str(interaction.user.id),
         )
 
-    @staticmethod
-    def _hint(interaction: discord.Interaction) -> str | None:
+    def _hint(self, interaction: discord.Interaction) -> str | None:
         """The client's locale when we speak it, else the server's (Arabic is neither)."""
         for locale in (interaction.locale, interaction.guild_locale):
-            if locale is not None and i18n.normalize(str(locale)):
+            if locale is not None and self.services.catalogs.match(str(locale)):
                 return str(locale)
         return None
 

@@ -25,16 +25,18 @@ def resolve_locale(
     hint: str | None,
     community: Community | None,
     default: str,
+    languages: tuple[str, ...],
 ) -> str:
-    """The volunteer's choice, the platform's hint, the community's language, the default."""
-    if volunteer is not None and volunteer.language:
+    """The volunteer's choice, the platform's hint, the community's language, the default:
+    the first that is one of `languages` (a choice whose catalog was removed is skipped)."""
+    if volunteer is not None and volunteer.language in languages:
         return volunteer.language
-    hinted = i18n.normalize(hint)
+    hinted = i18n.normalize(hint, languages)
     if hinted:
         return hinted
-    if community is not None and community.language:
+    if community is not None and community.language in languages:
         return community.language
-    return default or "en"
+    return default if default in languages else i18n.SOURCE_LANGUAGE
 
 
 def shown(command: Command, args: dict[str, str]) -> str:
@@ -103,7 +105,8 @@ class Dispatcher:
             )
             with i18n.use(
                 services.catalogs.get(
-                    i18n.normalize(invocation.language_hint) or services.settings.default_language
+                    services.catalogs.match(invocation.language_hint)
+                    or services.settings.default_language
                 )
             ):
                 return private(
@@ -113,7 +116,11 @@ class Dispatcher:
                     )
                 )
         locale = resolve_locale(
-            volunteer, invocation.language_hint, community, services.settings.default_language
+            volunteer,
+            invocation.language_hint,
+            community,
+            services.settings.default_language,
+            services.catalogs.languages,
         )
         with i18n.use(services.catalogs.get(locale)):
             if verdict is Verdict.WARN:
