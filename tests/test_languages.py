@@ -121,6 +121,16 @@ def test_a_default_language_needs_its_catalog(tmp_path: Path) -> None:
     )
 
 
+def test_a_catalog_folder_that_is_no_language_stops_start_up(tmp_path: Path) -> None:
+    locales = with_spanish(tmp_path)
+    (locales / "es").rename(locales / "spanish")
+    with pytest.raises(ConfigError) as error:
+        load_settings(_env_file=None, data_dir=tmp_path, pepper=PEPPER, locales_dir=locales)
+    assert str(error.value) == (
+        "COALITION_LOCALES_DIR: 'spanish' is not a language code Babel knows"
+    )
+
+
 async def test_telegram_publishes_a_spanish_menu_and_answers_in_spanish(tmp_path: Path) -> None:
     locales = with_spanish(tmp_path)
     async with telegram_world(tmp_path / "data", locales_dir=locales) as world:

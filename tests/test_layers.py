@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 LINT = Path(sys.executable).with_name("lint-imports")
 
@@ -53,25 +55,32 @@ def test_every_room_of_bot_is_placed_in_the_layers() -> None:
     assert not loose, f"modules outside any room: {sorted(loose)}"
 
 
-def test_a_delivery_module_importing_handlers_breaks_the_check(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("module", "planted", "reported"),
+    [
+        (
+            "bot/delivery/outbox.py",
+            "from handlers.tally import tally",
+            "bot.delivery.outbox -> handlers.tally",
+        ),
+        (
+            "bot/frontends/console.py",
+            "import handlers.pledge",
+            "bot.frontends.console -> handlers.pledge",
+        ),
+        (
+            "handlers/tally.py",
+            "import bot.delivery.boards",
+            "handlers.tally -> bot.delivery.boards",
+        ),
+    ],
+)
+def test_an_import_against_the_rules_breaks_the_check(
+    tmp_path: Path, module: str, planted: str, reported: str
+) -> None:
     copy = copy_of_the_code(tmp_path)
-    outbox = copy / "bot" / "delivery" / "outbox.py"
-    outbox.write_text(
-        outbox.read_text(encoding="utf-8") + "\nfrom handlers.tally import tally  # noqa\n",
-        encoding="utf-8",
-    )
+    path = copy / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{planted}  # noqa\n", encoding="utf-8")
     result = lint(copy)
     assert result.returncode != 0
-    assert "bot.delivery.outbox -> handlers.tally" in result.stdout
-
-
-def test_a_front_end_importing_handlers_breaks_the_check(tmp_path: Path) -> None:
-    copy = copy_of_the_code(tmp_path)
-    console = copy / "bot" / "frontends" / "console.py"
-    console.write_text(
-        console.read_text(encoding="utf-8") + "\nimport handlers.pledge  # noqa\n",
-        encoding="utf-8",
-    )
-    result = lint(copy)
-    assert result.returncode != 0
-    assert "bot.frontends.console -> handlers.pledge" in result.stdout
+    assert reported in result.stdout

@@ -16,9 +16,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from functools import cache
 from pathlib import Path
 
 from babel import Locale
+from babel.core import UnknownLocaleError
 from babel.dates import format_skeleton, format_time, get_timezone_name
 from babel.lists import format_list
 from babel.messages.mofile import write_mo
@@ -50,10 +52,20 @@ def available_languages(directory: Path = LOCALES_DIR) -> tuple[str, ...]:
     )
 
 
+@cache
 def language_name(code: str) -> str:
     """A language's name written in that language, as language pickers show it ("Français")."""
     name = Locale.parse(code).get_display_name(code) or code
     return name[:1].upper() + name[1:]
+
+
+def known_language(code: str) -> bool:
+    """Whether Babel's locale data knows a language code (a catalog folder's name)."""
+    try:
+        Locale.parse(code)
+    except (UnknownLocaleError, ValueError):
+        return False
+    return True
 
 
 def language_words(code: str, languages: Iterable[str]) -> tuple[str, ...]:

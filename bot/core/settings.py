@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.core.i18n import LOCALES_DIR, SOURCE_LANGUAGE, available_languages
+from bot.core.i18n import LOCALES_DIR, SOURCE_LANGUAGE, available_languages, known_language
 
 ENV_PREFIX = "COALITION_"
 
@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _languages(self) -> Settings:
         languages = available_languages(self.locales_dir)
+        unknown = [code for code in languages if not known_language(code)]
+        if unknown:
+            raise ValueError(f"locales_dir: '{unknown[0]}' is not a language code Babel knows")
         if SOURCE_LANGUAGE not in languages:
             raise ValueError(
                 f"locales_dir: no catalog {SOURCE_LANGUAGE}/LC_MESSAGES/messages.po in that folder"
