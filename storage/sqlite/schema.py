@@ -1,0 +1,84 @@
+"""How the SQLite file is set up and kept: its pragmas, the numbered migrations that build its
+tables, cutting its WAL to zero bytes, and how times are written in its TEXT columns.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import UTC, datetime
+from importlib import resources
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock
+# How long cutting the WAL waits for a reader (a backup, say) to let go: not the writers'
+# five seconds, since the whole queue waits behind it; if the reader stays, the cut is owed.
+WIPE_BUSY_TIMEOUT_MS = 200
+
+
+def timestamp() -> str:
+    """Now, as the TEXT the tables keep: UTC, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def moment(at: datetime) -> str:
+    """A moment to compare with others in SQL: UTC, to the millisecond."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+async def configure(conn: aiosqlite.Connection) -> None:
+    """Set the connection's pragmas: WAL, foreign keys, secure_delete, the busy timeout."""
+    await conn.executescript(
+        f"""
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = NORMAL;
+            PRAGMA foreign_keys = ON;
+            PRAGMA secure_delete = ON;
+            PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
+            """
+    )
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered SQL migrations shipped in storage/migrations, in order."""
+    found = []
+    for entry in resources.files("storage.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(conn: aiosqlite.Connection) -> int:
+    """Apply every migration newer than the stored schema version, each atomically."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+        "applied_at TEXT NOT NULL)"
+    )
+    async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cursor:
+        row = await cursor.fetchone()
+    current = int(row[0]) if row else 0
+    for version, script in migrations():
+        if version <= current:
+            continue
+        await conn.executescript(
+            f"BEGIN IMMEDIATE;\n{script}\n;"
+            f"INSERT INTO schema_version VALUES ({version}, '{timestamp()}');\nCOMMIT;"
+        )
+        log.info("applied storage migration %04d", version)
+        current = version
+    return current
+
+
+def truncate_wal(db: sqlite3.Connection) -> bool:
+    """Runs on the database thread: wal_checkpoint(TRUNCATE), waiting a little for
+    readers; True if the WAL is now empty."""
+    db.execute(f"PRAGMA busy_timeout = {WIPE_BUSY_TIMEOUT_MS}")
+    try:
+        busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return not busy

@@ -1,0 +1,354 @@
+"""SQLiteStorage: the Storage contract on one SQLite file, each operation a function of
+queries.py handed to the group-commit writer, and the WAL cut after every erasure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from storage.base import (
+    Broadcast,
+    Community,
+    Delivery,
+    Finished,
+    NotWiped,
+    Pledge,
+    PledgeResult,
+    Storage,
+    StorageError,
+    Tally,
+    Volunteer,
+    VolunteerData,
+)
+from storage.batching import GroupCommit
+from storage.sqlite import queries, schema
+from storage.sqlite.transactions import Op, as_storage_error, run_batch, run_each
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SQLiteStorage(Storage):
+    """The default backend: one SQLite file in the data directory."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn: aiosqlite.Connection | None = None
+        self._writer = GroupCommit[sqlite3.Connection](
+            run_batch=self._in_one_transaction,
+            run_each=self._each_alone,
+            classify=as_storage_error,
+            after_commit=self._cut_wal,
+        )
+        self.wal_truncates = 0  # how many times the WAL was cut (tests, benchmarks)
+        self._wipe_owed = False  # a cut failed: the next erasure's cut, close or open does it
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the file, set pragmas, apply migrations, then cut the WAL: a process killed
+        between an erasure's commit and its cut left copies there, and this finishes it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+        self._writer.open()
+        await schema.configure(self._conn)
+        await schema.migrate(self._conn)
+        if not await self._cut_wal():
+            log.warning("storage: the WAL could not be cut at start-up; will try again")
+
+    async def close(self) -> None:
+        """Wait for queued operations, cut the WAL and close; never raises, even when the
+        disk is full or the file read-only (what cannot be cut now is cut at the next open)."""
+        if self._conn is None:
+            return
+        await self._writer.close()
+        if not await self._cut_wal():
+            log.warning("storage: the WAL could not be cut at shutdown; the next start will")
+        conn, self._conn = self._conn, None
+        try:
+            await conn.close()
+        except Exception as error:  # a failing disk: the process ends anyway
+            log.warning("storage: closing the database failed: %s", as_storage_error(error))
+
+    # -- the writer ------------------------------------------------------------------
+
+    def _open_writer(self) -> GroupCommit[sqlite3.Connection]:
+        """The writer, once the file is open (StorageError before, and after close)."""
+        if self._conn is None:
+            raise StorageError("storage failing: the storage is closed")
+        return self._writer
+
+    async def _call(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run op in the next write transaction and return its result."""
+        result: T = await self._open_writer().submit(op)
+        return result
+
+    async def _on_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run fn(the sqlite3 connection, *args) on aiosqlite's thread: the one place we
+        hand it a function (its private Connection._execute)."""
+        assert self._conn is not None
+        return await self._conn._execute(fn, self._conn._conn, *args)
+
+    async def _in_one_transaction(self, ops: list[Op]) -> list[Any]:
+        """A batch in one transaction, one savepoint per operation."""
+        outcomes: list[Any] = await self._on_thread(run_batch, ops)
+        return outcomes
+
+    async def _each_alone(self, ops: list[Op]) -> list[Any]:
+        """A batch whose COMMIT failed: each operation in its own transaction."""
+        outcomes: list[Any] = await self._on_thread(run_each, ops)
+        return outcomes
+
+    async def _wipe(self) -> None:
+        """Cut the WAL once everything queued so far is committed (NotWiped if it cannot)."""
+        if not await self._open_writer().checkpoint():
+            raise NotWiped("the WAL could not be cut yet")
+
+    async def _wipe_quietly(self, what: str) -> None:
+        """Cut the WAL for an erasure nobody waits on; a failure is logged and owed."""
+        try:
+            await self._wipe()
+        except (NotWiped, StorageError):
+            log.warning("storage: %s is saved, its old copies are not cut yet", what)
+
+    async def _wipe_after(self, erased: bool) -> None:
+        """Cut the WAL after an erasure (or when a cut is owed). secure_delete zeroed the
+        freed cells; the cut drops the old page images, shared with every erasure of the
+        same batch. NotWiped only for whoever had something erased."""
+        if not (erased or self._wipe_owed):
+            return
+        try:
+            await self._wipe()
+        except NotWiped:
+            if erased:  # nothing of theirs was here: nothing to tell them
+                raise
+
+    async def _cut_wal(self) -> bool:
+        """Checkpoint the WAL into the main file and cut it to zero bytes, outside any
+        transaction; False (and owed) if it could not be done now."""
+        if self._conn is None:
+            return False
+        try:
+            cut = bool(await self._on_thread(schema.truncate_wal))
+        except Exception as error:
+            log.warning("storage: cutting the WAL failed: %s", as_storage_error(error))
+            cut = False
+        self._wipe_owed = not cut
+        if cut:
+            self.wal_truncates += 1
+        return cut
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def ensure_campaign(self, slug: str) -> int:
+        """Return the id of the campaign named slug, creating it when new."""
+        return await self._call(lambda db: queries.ensure_campaign(db, slug))
+
+    async def load_context(
+        self, key: bytes, platform: str, chat_id: str | None
+    ) -> tuple[Volunteer | None, Community | None]:
+        """Read the volunteer and the community of one invocation in one go."""
+        return await self._call(lambda db: queries.load_context(db, key, platform, chat_id))
+
+    async def pledge(
+        self, campaign_id: int, key: bytes, platform: str, chat_id: str | None, choice: str | None
+    ) -> PledgeResult:
+        """Record a pledge (idempotent); counters change in the same transaction."""
+        return await self._call(
+            lambda db: queries.pledge(db, campaign_id, key, platform, chat_id, choice)
+        )
+
+    async def mark_done(self, campaign_id: int, key: bytes) -> bool | None:
+        """Record that a volunteer froze their accounts (counted in the same transaction)."""
+        return await self._call(lambda db: queries.mark_done(db, campaign_id, key))
+
+    async def unpledge(self, campaign_id: int, key: bytes) -> bool:
+        """Withdraw a pledge; False when there was none."""
+        return await self._call(lambda db: queries.unpledge(db, campaign_id, key))
+
+    async def get_pledge(self, campaign_id: int, key: bytes) -> Pledge | None:
+        """The volunteer's pledge in the campaign, if any."""
+        return await self._call(lambda db: queries.get_pledge(db, campaign_id, key))
+
+    async def tally(self, campaign_id: int, platform: str, chat_id: str | None) -> Tally:
+        """Counts for one community and overall, read from counters (never a scan)."""
+        return await self._call(lambda db: queries.tally(db, campaign_id, platform, chat_id))
+
+    async def set_language(self, key: bytes, language: str | None) -> None:
+        """Store the volunteer's language (None: follow the platform)."""
+        await self._call(lambda db: queries.set_language(db, key, language))
+
+    async def set_timezone(self, key: bytes, timezone: str) -> None:
+        """Store the volunteer's time zone."""
+        await self._call(lambda db: queries.set_timezone(db, key, timezone))
+
+    async def set_reminders(
+        self, key: bytes, enabled: bool, dm_address: str | None, platform: str | None = None
+    ) -> None:
+        """Opt in (keeping the platform and address to write to) or out (dropping them)."""
+        if not enabled:
+            # Opting out must not create a record of someone we never stored; the address
+            # leaves every table, then the files (NotWiped if it cannot be cut yet).
+            dropped = bool(await self._call(lambda db: queries.opt_out(db, key)))
+            await self._wipe_after(dropped)
+            return
+        await self._call(lambda db: queries.opt_in(db, key, dm_address, platform))
+
+    async def set_community_language(self, platform: str, chat_id: str, language: str) -> None:
+        """Store a community's language."""
+        await self._call(lambda db: queries.set_community_language(db, platform, chat_id, language))
+
+    async def set_community_subscribed(self, platform: str, chat_id: str, subscribed: bool) -> None:
+        """Subscribe a community to announcements and reminders, or not."""
+        await self._call(
+            lambda db: queries.set_community_subscribed(db, platform, chat_id, subscribed)
+        )
+
+    async def set_tally_posts(self, platform: str, chat_id: str, enabled: bool) -> None:
+        """Turn a community's periodic tally post on or off."""
+        await self._call(lambda db: queries.set_tally_posts(db, platform, chat_id, enabled))
+
+    async def set_board(self, platform: str, chat_id: str, board_ref: str | None) -> None:
+        """Remember the platform reference of a community's board message."""
+        await self._call(lambda db: queries.set_board(db, platform, chat_id, board_ref))
+
+    async def boards(self, platform: str) -> list[tuple[str, str]]:
+        """(chat id, board reference) of every community of a platform that has a board."""
+        return await self._call(lambda db: queries.boards(db, platform))
+
+    async def move_community(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+        """Give a community a new chat id (a migrated group), keeping its pledges and board."""
+        return await self._call(
+            lambda db: queries.move_community(db, platform, old_chat_id, new_chat_id)
+        )
+
+    async def forget(self, key: bytes) -> bool:
+        """Delete everything about a volunteer, leaving no copy in the files; False if none."""
+        existed = bool(await self._call(lambda db: queries.forget(db, key)))
+        await self._wipe_after(existed)
+        return existed
+
+    async def export(self, campaign_id: int, key: bytes) -> VolunteerData:
+        """Everything stored about a volunteer."""
+        return await self._call(lambda db: queries.export(db, campaign_id, key))
+
+    # -- outbox -----------------------------------------------------------------------
+
+    async def set_window(
+        self, campaign_id: int, start: datetime, end: datetime, rungs: dict[str, datetime]
+    ) -> None:
+        """Store an organizer's window and the ladder that goes with it, in one transaction."""
+        await self._call(lambda db: queries.set_window(db, campaign_id, start, end, rungs))
+
+    async def window(self, campaign_id: int) -> tuple[datetime, datetime] | None:
+        """The freeze window an organizer set, if any."""
+        return await self._call(lambda db: queries.window(db, campaign_id))
+
+    async def set_schedule(self, campaign_id: int, rungs: dict[str, datetime]) -> None:
+        """Replace the campaign's reminder ladder (rung name -> moment, aware)."""
+        await self._call(lambda db: queries.set_schedule(db, campaign_id, rungs))
+
+    async def schedule(self, campaign_id: int) -> dict[str, datetime]:
+        """The campaign's reminder ladder."""
+        return await self._call(lambda db: queries.schedule(db, campaign_id))
+
+    async def create_broadcast(
+        self,
+        campaign_id: int,
+        key: str,
+        kind: str,
+        subject: str,
+        default_language: str,
+        volunteers: bool = True,
+        tally_posts_only: bool = False,
+        platforms: Collection[str] | None = None,
+    ) -> Broadcast | None:
+        """Create a broadcast and expand its recipients into deliveries, in one transaction."""
+        only = json.dumps(sorted(platforms)) if platforms is not None else None
+        made, ended = await self._call(
+            lambda db: queries.create_broadcast(
+                db,
+                campaign_id,
+                key,
+                kind,
+                subject,
+                default_language,
+                volunteers,
+                tally_posts_only,
+                only,
+            )
+        )
+        if ended:
+            await self._wipe_quietly("the campaign's end")
+        return made
+
+    async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:
+        """Keep an organizer's announcement (texts per language) until it is sent; its id."""
+        return await self._call(
+            lambda db: queries.save_announcement(db, campaign_id, texts, source)
+        )
+
+    async def announcement(self, announcement_id: int) -> tuple[dict[str, str], str] | None:
+        """An announcement's texts per language and its fallback language."""
+        return await self._call(lambda db: queries.announcement(db, announcement_id))
+
+    async def recipient_counts(self) -> dict[str, int]:
+        """How many recipients a broadcast would have now, per platform."""
+        return await self._call(queries.recipient_counts)
+
+    async def claim_deliveries(self, platform: str, limit: int) -> list[Delivery]:
+        """Mark up to `limit` pending deliveries of a platform in flight and return them."""
+        return await self._call(lambda db: queries.claim_deliveries(db, platform, limit))
+
+    async def finish_deliveries(self, finished: list[Finished]) -> None:
+        """Record how deliveries ended: sent, failed, unreachable, or pending (retry); the
+        campaign's end for private addresses when this ends its last reminder."""
+        if finished and await self._call(lambda db: queries.finish_deliveries(db, finished)):
+            await self._wipe_quietly("the campaign's end")
+
+    async def next_due(self, platform: str) -> datetime | None:
+        """When the platform's earliest waiting delivery comes due (None: nothing waits)."""
+        return await self._call(lambda db: queries.next_due(db, platform))
+
+    async def mark_sending(self, delivery_id: int) -> None:
+        """A claimed delivery's request is about to go out."""
+        await self._call(lambda db: queries.mark_sending(db, delivery_id))
+
+    async def recover_inflight(
+        self, platform: str, resend_within: timedelta | None
+    ) -> dict[str, int]:
+        """After a crash, settle the platform's rows left in flight: those never sent go back
+        to pending; those sent within `resend_within` too; the rest become unknown."""
+        settled, ended = await self._call(
+            lambda db: queries.recover_inflight(db, platform, resend_within)
+        )
+        if ended:
+            await self._wipe_quietly("the campaign's end")
+        return settled
+
+    async def set_progress(self, broadcast_id: int, where: str | None) -> None:
+        """Remember where a broadcast's progress message is (None: its report is shown)."""
+        await self._call(lambda db: queries.set_progress(db, broadcast_id, where))
+
+    async def open_progress(self, platform: str) -> list[tuple[int, str]]:
+        """The broadcasts whose progress message on `platform` awaits its final report."""
+        return await self._call(lambda db: queries.open_progress(db, platform))
+
+    async def delivery_counts(self, broadcast_id: int) -> dict[str, int]:
+        """How many deliveries of a broadcast are in each state."""
+        return await self._call(lambda db: queries.delivery_counts(db, broadcast_id))
+
+    async def broadcasts_made(self, keys: list[str]) -> set[str]:
+        """Which of these idempotency keys already have their broadcast (a rung sent)."""
+        if not keys:
+            return set()
+        return await self._call(lambda db: queries.broadcasts_made(db, keys))
