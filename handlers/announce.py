@@ -159,6 +159,7 @@ async def announce_send(invocation: Invocation, services: Services) -> list[Repl
         str(number),
         services.settings.default_language,
         platforms=services.platforms,
+        started=services.broadcast_created,  # sending starts while the rest is added
     )
     if made is None:
         return private(_("This announcement was already sent."))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -255,11 +255,18 @@ class Storage(abc.ABC):
         volunteers: bool = True,
         tally_posts_only: bool = False,
         platforms: Collection[str] | None = None,
+        started: Callable[[], object] | None = None,
     ) -> Broadcast | None:
         """Create a broadcast and expand its recipients (subscribed communities, only those
         with tally posts on if asked, and opted-in volunteers unless told not to; only on
-        `platforms` when given) into deliveries, in one transaction; None if the key
-        already exists."""
+        `platforms` when given) into deliveries, in steps short enough that other writes go
+        between them, resumable after a crash; `started` is called once its first rows can
+        be sent. None if the key already exists (an expansion a crash cut short is finished
+        first)."""
+
+    @abc.abstractmethod
+    async def finish_expansions(self) -> int:
+        """Finish expanding the broadcasts a stop interrupted; how many there were."""
 
     @abc.abstractmethod
     async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gettext
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,11 @@ from babel import Locale
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.core.i18n import available_languages
+from bot.core.i18n import Catalogs, Translator, available_languages
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "locales"
@@ -176,3 +180,15 @@ def test_utc_has_a_proper_name_in_every_language(lang: str, expected: str) -> No
 
     name = Catalogs.load().get(lang).zone_name(ZoneInfo("UTC"))
     assert name == expected  # Babel alone says "Unknown Region (UTC) Time"
+
+
+@cache
+def translator(lang: str) -> Translator:
+    return Catalogs.load().get(lang)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+@settings(max_examples=300, deadline=None)
+def test_numbers_are_written_as_babel_writes_them(lang: str, value: int) -> None:
+    assert translator(lang).number(value) == format_decimal(value, locale=lang)

@@ -438,3 +438,52 @@ async def test_a_retry_for_a_reader_who_opted_out_is_not_queued_again(storage: S
     await storage.finish_deliveries([Finished(row.id, "pending", later)])  # a passing failure
     assert await storage.delivery_counts(made.id) == {"failed": 1}
     assert await storage.claim_deliveries("telegram", 10) == []
+
+
+async def opted_in(storage: Storage, count: int, platform: str = "telegram") -> None:
+    """`count` volunteers who opted in to reminders, written in a few transactions."""
+    await asyncio.gather(
+        *(storage.set_reminders(key(n), True, str(n), platform) for n in range(1, count + 1))
+    )
+
+
+async def test_a_large_broadcast_reaches_everyone_once_with_writes_in_between(
+    storage: Storage,
+) -> None:
+    c = await storage.ensure_campaign("c")
+    await opted_in(storage, 5_000)
+    started = asyncio.Event()
+    creating = asyncio.create_task(
+        storage.create_broadcast(c, "b1", "reminder", "start", "en", started=started.set)
+    )
+    await asyncio.sleep(0)  # the creation is queued first
+    pledged = await storage.pledge(c, key(9_999_999), "telegram", None, "both")
+    # The press was written while the recipients were still being added, not after them.
+    assert pledged.status is PledgeStatus.NEW and not creating.done()
+    made = await creating
+    assert made is not None and made.recipients == 5_000 and started.is_set()
+    assert await storage.delivery_counts(made.id) == {"pending": 5_000}
+    claimed = await storage.claim_deliveries("telegram", 6_000)
+    assert sorted(int(d.address) for d in claimed) == list(range(1, 5_001))
+
+
+async def test_sending_may_start_before_every_recipient_is_added(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await opted_in(storage, 5_000)
+    first_rows: list[int] = []
+
+    async def look() -> None:
+        first_rows.append(len(await storage.claim_deliveries("telegram", 10_000)))
+
+    looks: list[asyncio.Task[None]] = []
+    made = await storage.create_broadcast(
+        c,
+        "b1",
+        "reminder",
+        "start",
+        "en",
+        started=lambda: looks.append(asyncio.ensure_future(look())),
+    )
+    await asyncio.gather(*looks)
+    assert made is not None and made.recipients == 5_000
+    assert len(first_rows) == 1 and 0 < first_rows[0] < 5_000

@@ -307,6 +307,7 @@ async def test_webhook_mode_checks_the_secret_and_answers_in_the_response(
             await frontend.start()
             await web.start()
             try:
+                assert server.webhook_info()["max_connections"] == 100  # not Telegram's 40
                 server.user_sends(970, 970, "/pledge")
                 await server.wait_for(lambda: len(server.messages(970)) == 1, WAIT)
                 assert "Merci" in server.messages(970)[0]["text"]

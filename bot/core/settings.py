@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     discord_rate_overall: float = Field(default=45.0, gt=0, le=50)
     telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     telegram_webhook_secret: SecretStr | None = None
+    # Connections Telegram may open to the webhook at once (it allows 1-100; its default is
+    # 40). Each update holds one until answered: a busy campaign wants them all.
+    telegram_webhook_max_connections: int = Field(default=100, ge=1, le=100)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
     discord_token: SecretStr | None = None

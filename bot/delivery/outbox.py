@@ -100,7 +100,10 @@ class Outbox:
         self.services.platforms = frozenset(self.transports)
 
     async def recover(self) -> None:
-        """Settle rows a previous process left in flight."""
+        """Settle rows a previous process left in flight, and finish adding the recipients
+        of a broadcast it was expanding."""
+        if await self.services.storage.finish_expansions():
+            log.warning("outbox: finished expanding a broadcast a stop interrupted")
         for platform, transport in self.transports.items():
             settled = await self.services.storage.recover_inflight(
                 platform, transport.resend_within

@@ -198,7 +198,10 @@ class TelegramFrontend:
                 raise RuntimeError("webhook mode needs the web server")
             self.web.add_post(WEBHOOK_PATH, self.on_webhook)
             await self.application.bot.set_webhook(
-                url, secret_token=self._webhook_secret, allowed_updates=ALLOWED_UPDATES
+                url,
+                secret_token=self._webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+                max_connections=self.services.settings.telegram_webhook_max_connections,
             )
             await self.application.start()
             log.info("telegram: webhook mode as @%s", self.username)

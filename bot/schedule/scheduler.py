@@ -84,6 +84,7 @@ class ReminderScheduler:
             reminder_subject(rung, due, services.campaign),
             services.settings.default_language,
             platforms=services.platforms,
+            started=self.on_broadcast,  # sending starts while the rest is being added
         )
         if made is not None:
             log.info("reminder %s: %d recipients", rung, made.recipients)

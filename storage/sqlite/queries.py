@@ -359,13 +359,24 @@ def create_broadcast(
     tally_posts_only: bool,
     only: str | None,
 ) -> tuple[Broadcast | None, bool]:
-    """Create a broadcast and its deliveries (`only`: the platforms as a JSON list, None for
-    all); whether that ended the campaign for private addresses."""
+    """Create a broadcast and its communities' deliveries (`only`: the platforms as a JSON
+    list, None for all); its opted-in volunteers come after, a chunk per transaction
+    (expand_step). Whether creating it ended the campaign for private addresses."""
     now = timestamp()
     row = db.execute(
-        "INSERT INTO broadcasts (campaign_id, key, kind, subject, created_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING id",
-        (campaign_id, key, kind, subject, now),
+        "INSERT INTO broadcasts (campaign_id, key, kind, subject, created_at, expand_after, "
+        "expand_language, expand_only) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (key) DO NOTHING RETURNING id",
+        (
+            campaign_id,
+            key,
+            kind,
+            subject,
+            now,
+            b"" if volunteers else None,
+            default_language,
+            only,
+        ),
     ).fetchall()
     if not row:
         return None, False
@@ -377,25 +388,60 @@ def create_broadcast(
         "AND (?5 IS NULL OR platform IN (SELECT value FROM json_each(?5))) ORDER BY id",
         (broadcast_id, default_language, now, int(tally_posts_only), only),
     ).rowcount
-    personal = (
-        0
-        if not volunteers
-        else db.execute(
-            "INSERT INTO deliveries "
-            "(broadcast_id, platform, address, language, volunteer, updated_at) "
-            "SELECT ?, dm_platform, dm_address, COALESCE(language, ?), key, ? "
-            "FROM volunteers WHERE reminders = 1 AND dm_address IS NOT NULL "
-            "AND dm_platform IS NOT NULL "
-            "AND (?4 IS NULL OR dm_platform IN (SELECT value FROM json_each(?4))) "
-            "ON CONFLICT DO NOTHING",
-            (broadcast_id, default_language, now, only),
-        ).rowcount
-    )
-    total = communities + personal
-    db.execute("UPDATE broadcasts SET recipients = ? WHERE id = ?", (total, broadcast_id))
-    made = Broadcast(broadcast_id, key, kind, subject, total)
+    db.execute("UPDATE broadcasts SET recipients = ? WHERE id = ?", (communities, broadcast_id))
+    made = Broadcast(broadcast_id, key, kind, subject, communities)
     # the last reminder, with nobody to send it to: the campaign is over already
-    return made, _end_if_over(db, [broadcast_id])
+    return made, (not volunteers and _end_if_over(db, [broadcast_id]))
+
+
+def expand_step(db: sqlite3.Connection, broadcast_id: int, chunk: int) -> tuple[int, bool, bool]:
+    """Add the next `chunk` volunteers (in key order) who opted in to a broadcast's
+    deliveries: (its recipients so far, whether every volunteer has been looked at, whether
+    that ended the campaign for private addresses)."""
+    row = db.execute(
+        "SELECT expand_after, expand_language, expand_only, recipients FROM broadcasts "
+        "WHERE id = ?",
+        (broadcast_id,),
+    ).fetchone()
+    if row is None or row[0] is None:
+        return (row[3] if row else 0), True, False
+    after, language, only, recipients = row
+    upper = db.execute(
+        "SELECT MAX(key) FROM (SELECT key FROM volunteers WHERE key > ? ORDER BY key LIMIT ?)",
+        (after, chunk),
+    ).fetchone()[0]
+    if upper is None:
+        db.execute("UPDATE broadcasts SET expand_after = NULL WHERE id = ?", (broadcast_id,))
+        return recipients, True, _end_if_over(db, [broadcast_id])
+    added = db.execute(
+        "INSERT INTO deliveries "
+        "(broadcast_id, platform, address, language, volunteer, updated_at) "
+        "SELECT :id, dm_platform, dm_address, COALESCE(language, :language), key, :now "
+        "FROM volunteers WHERE key > :after AND key <= :upper "
+        "AND reminders = 1 AND dm_address IS NOT NULL AND dm_platform IS NOT NULL "
+        "AND (:only IS NULL OR dm_platform IN (SELECT value FROM json_each(:only))) "
+        "ON CONFLICT DO NOTHING",
+        {
+            "id": broadcast_id,
+            "language": language,
+            "now": timestamp(),
+            "after": after,
+            "upper": upper,
+            "only": only,
+        },
+    ).rowcount
+    db.execute(
+        "UPDATE broadcasts SET expand_after = ?, recipients = recipients + ? WHERE id = ?",
+        (upper, added, broadcast_id),
+    )
+    return recipients + added, False, False
+
+
+def unfinished_expansions(db: sqlite3.Connection) -> list[int]:
+    """Broadcasts whose volunteers are not all added yet (a restart interrupted them)."""
+    return [
+        row[0] for row in db.execute("SELECT id FROM broadcasts WHERE expand_after IS NOT NULL")
+    ]
 
 
 def save_announcement(
@@ -650,6 +696,7 @@ def _end_if_over(db: sqlite3.Connection, broadcast_ids: Iterable[int]) -> bool:
         "             FROM schedule_rungs r WHERE r.campaign_id = c.id "
         "             ORDER BY r.due_at DESC LIMIT 1) "
         "AND b.subject IN ('end', 'checkin') "  # a rung after the freeze, not a ladder cut short
+        "AND b.expand_after IS NULL "  # every recipient is in: nothing more will come
         "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = b.id "
         "                AND d.state IN ('pending', 'inflight')) "
         "LIMIT 1",

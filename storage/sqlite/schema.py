@@ -42,6 +42,17 @@ async def configure(conn: aiosqlite.Connection) -> None:
     )
 
 
+async def configure_reader(conn: aiosqlite.Connection) -> None:
+    """Set up the connection that only reads: it can never write, and waits for no lock
+    (under WAL a reader needs none)."""
+    await conn.executescript(
+        f"""
+            PRAGMA query_only = ON;
+            PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
+            """
+    )
+
+
 def migrations() -> list[tuple[int, str]]:
     """The numbered SQL migrations shipped in storage/migrations, in order."""
     found = []

@@ -4,10 +4,12 @@ queries.py handed to the group-commit writer, and the WAL cut after every erasur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,11 +32,19 @@ from storage.base import (
 )
 from storage.batching import GroupCommit
 from storage.sqlite import queries, schema
-from storage.sqlite.transactions import Op, as_storage_error, run_batch, run_each
+from storage.sqlite.transactions import Op, as_storage_error, run_batch, run_each, run_reads
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Volunteers looked at per transaction when a broadcast is expanded: a chunk holds the writer
+# for a few milliseconds, so a press waits at most that long behind a million recipients.
+EXPAND_CHUNK = 2000
+
+
+async def _nothing_to_cut() -> bool:
+    """Reads never ask for a WAL cut."""
+    return True
 
 
 class SQLiteStorage(Storage):
@@ -43,6 +53,15 @@ class SQLiteStorage(Storage):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._conn: aiosqlite.Connection | None = None
+        # Reads have their own connection (and thread): under WAL they see the last commit
+        # and never wait for the writer, however long its batch.
+        self._reader: aiosqlite.Connection | None = None
+        self._reads = GroupCommit[sqlite3.Connection](
+            run_batch=self._on_reader,
+            run_each=self._on_reader,
+            classify=as_storage_error,
+            after_commit=_nothing_to_cut,
+        )
         self._writer = GroupCommit[sqlite3.Connection](
             run_batch=self._in_one_transaction,
             run_each=self._each_alone,
@@ -62,6 +81,9 @@ class SQLiteStorage(Storage):
         self._writer.open()
         await schema.configure(self._conn)
         await schema.migrate(self._conn)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await schema.configure_reader(self._reader)
+        self._reads.open()
         if not await self._cut_wal():
             log.warning("storage: the WAL could not be cut at start-up; will try again")
 
@@ -71,6 +93,11 @@ class SQLiteStorage(Storage):
         if self._conn is None:
             return
         await self._writer.close()
+        await self._reads.close()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(Exception):  # it only read: nothing of it is lost
+                await reader.close()
         if not await self._cut_wal():
             log.warning("storage: the WAL could not be cut at shutdown; the next start will")
         conn, self._conn = self._conn, None
@@ -91,6 +118,22 @@ class SQLiteStorage(Storage):
         """Run op in the next write transaction and return its result."""
         result: T = await self._open_writer().submit(op)
         return result
+
+    async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read on the reader connection, with the reads queued meanwhile (one thread
+        hop for all of them); before open sets it up, through the writer."""
+        if self._reader is None:
+            return await self._call(op)
+        result: T = await self._reads.submit(op)
+        return result
+
+    async def _on_reader(self, ops: list[Op]) -> list[Any]:
+        """A batch of reads on the reader's thread, each outcome its own."""
+        reader = self._reader
+        if reader is None:
+            raise StorageError("storage failing: the storage is closed")
+        outcomes: list[Any] = await reader._execute(run_reads, reader._conn, ops)
+        return outcomes
 
     async def _on_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn(the sqlite3 connection, *args) on aiosqlite's thread: the one place we
@@ -157,7 +200,7 @@ class SQLiteStorage(Storage):
         self, key: bytes, platform: str, chat_id: str | None
     ) -> tuple[Volunteer | None, Community | None]:
         """Read the volunteer and the community of one invocation in one go."""
-        return await self._call(lambda db: queries.load_context(db, key, platform, chat_id))
+        return await self._read(lambda db: queries.load_context(db, key, platform, chat_id))
 
     async def pledge(
         self, campaign_id: int, key: bytes, platform: str, chat_id: str | None, choice: str | None
@@ -177,11 +220,11 @@ class SQLiteStorage(Storage):
 
     async def get_pledge(self, campaign_id: int, key: bytes) -> Pledge | None:
         """The volunteer's pledge in the campaign, if any."""
-        return await self._call(lambda db: queries.get_pledge(db, campaign_id, key))
+        return await self._read(lambda db: queries.get_pledge(db, campaign_id, key))
 
     async def tally(self, campaign_id: int, platform: str, chat_id: str | None) -> Tally:
         """Counts for one community and overall, read from counters (never a scan)."""
-        return await self._call(lambda db: queries.tally(db, campaign_id, platform, chat_id))
+        return await self._read(lambda db: queries.tally(db, campaign_id, platform, chat_id))
 
     async def set_language(self, key: bytes, language: str | None) -> None:
         """Store the volunteer's language (None: follow the platform)."""
@@ -223,7 +266,7 @@ class SQLiteStorage(Storage):
 
     async def boards(self, platform: str) -> list[tuple[str, str]]:
         """(chat id, board reference) of every community of a platform that has a board."""
-        return await self._call(lambda db: queries.boards(db, platform))
+        return await self._read(lambda db: queries.boards(db, platform))
 
     async def move_community(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
         """Give a community a new chat id (a migrated group), keeping its pledges and board."""
@@ -239,7 +282,7 @@ class SQLiteStorage(Storage):
 
     async def export(self, campaign_id: int, key: bytes) -> VolunteerData:
         """Everything stored about a volunteer."""
-        return await self._call(lambda db: queries.export(db, campaign_id, key))
+        return await self._read(lambda db: queries.export(db, campaign_id, key))
 
     # -- outbox -----------------------------------------------------------------------
 
@@ -251,7 +294,7 @@ class SQLiteStorage(Storage):
 
     async def window(self, campaign_id: int) -> tuple[datetime, datetime] | None:
         """The freeze window an organizer set, if any."""
-        return await self._call(lambda db: queries.window(db, campaign_id))
+        return await self._read(lambda db: queries.window(db, campaign_id))
 
     async def set_schedule(self, campaign_id: int, rungs: dict[str, datetime]) -> None:
         """Replace the campaign's reminder ladder (rung name -> moment, aware)."""
@@ -259,7 +302,7 @@ class SQLiteStorage(Storage):
 
     async def schedule(self, campaign_id: int) -> dict[str, datetime]:
         """The campaign's reminder ladder."""
-        return await self._call(lambda db: queries.schedule(db, campaign_id))
+        return await self._read(lambda db: queries.schedule(db, campaign_id))
 
     async def create_broadcast(
         self,
@@ -271,8 +314,11 @@ class SQLiteStorage(Storage):
         volunteers: bool = True,
         tally_posts_only: bool = False,
         platforms: Collection[str] | None = None,
+        started: Callable[[], object] | None = None,
     ) -> Broadcast | None:
-        """Create a broadcast and expand its recipients into deliveries, in one transaction."""
+        """Create a broadcast: its communities in one transaction, then its volunteers a
+        chunk per transaction (presses are written between chunks); `started` is called
+        once the first rows can be sent. A key made before finishes what a restart left."""
         only = json.dumps(sorted(platforms)) if platforms is not None else None
         made, ended = await self._call(
             lambda db: queries.create_broadcast(
@@ -287,9 +333,40 @@ class SQLiteStorage(Storage):
                 only,
             )
         )
+        if made is None:
+            await self.finish_expansions()
+            return None
         if ended:
             await self._wipe_quietly("the campaign's end")
+        if volunteers:
+            recipients = await self._expand(made.id, started)
+            made = replace(made, recipients=recipients)
+        elif started is not None:
+            started()
         return made
+
+    async def _expand(self, broadcast_id: int, started: Callable[[], object] | None) -> int:
+        """Add a broadcast's volunteers, EXPAND_CHUNK per transaction; its recipients."""
+        first = True
+        while True:
+            recipients, finished, ended = await self._call(
+                lambda db: queries.expand_step(db, broadcast_id, EXPAND_CHUNK)
+            )
+            if first and started is not None:
+                started()
+            first = False
+            if finished:
+                break
+        if ended:
+            await self._wipe_quietly("the campaign's end")
+        return recipients
+
+    async def finish_expansions(self) -> int:
+        """Finish adding the volunteers of broadcasts a stop interrupted; how many."""
+        unfinished = await self._call(queries.unfinished_expansions)
+        for broadcast_id in unfinished:
+            await self._expand(broadcast_id, None)
+        return len(unfinished)
 
     async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:
         """Keep an organizer's announcement (texts per language) until it is sent; its id."""
@@ -299,11 +376,11 @@ class SQLiteStorage(Storage):
 
     async def announcement(self, announcement_id: int) -> tuple[dict[str, str], str] | None:
         """An announcement's texts per language and its fallback language."""
-        return await self._call(lambda db: queries.announcement(db, announcement_id))
+        return await self._read(lambda db: queries.announcement(db, announcement_id))
 
     async def recipient_counts(self) -> dict[str, int]:
         """How many recipients a broadcast would have now, per platform."""
-        return await self._call(queries.recipient_counts)
+        return await self._read(queries.recipient_counts)
 
     async def claim_deliveries(self, platform: str, limit: int) -> list[Delivery]:
         """Mark up to `limit` pending deliveries of a platform in flight and return them."""
@@ -317,7 +394,7 @@ class SQLiteStorage(Storage):
 
     async def next_due(self, platform: str) -> datetime | None:
         """When the platform's earliest waiting delivery comes due (None: nothing waits)."""
-        return await self._call(lambda db: queries.next_due(db, platform))
+        return await self._read(lambda db: queries.next_due(db, platform))
 
     async def mark_sending(self, delivery_id: int) -> None:
         """A claimed delivery's request is about to go out."""
@@ -341,14 +418,14 @@ class SQLiteStorage(Storage):
 
     async def open_progress(self, platform: str) -> list[tuple[int, str]]:
         """The broadcasts whose progress message on `platform` awaits its final report."""
-        return await self._call(lambda db: queries.open_progress(db, platform))
+        return await self._read(lambda db: queries.open_progress(db, platform))
 
     async def delivery_counts(self, broadcast_id: int) -> dict[str, int]:
         """How many deliveries of a broadcast are in each state."""
-        return await self._call(lambda db: queries.delivery_counts(db, broadcast_id))
+        return await self._read(lambda db: queries.delivery_counts(db, broadcast_id))
 
     async def broadcasts_made(self, keys: list[str]) -> set[str]:
         """Which of these idempotency keys already have their broadcast (a rung sent)."""
         if not keys:
             return set()
-        return await self._call(lambda db: queries.broadcasts_made(db, keys))
+        return await self._read(lambda db: queries.broadcasts_made(db, keys))

@@ -95,3 +95,14 @@ def run_each(db: sqlite3.Connection, ops: list[Op]) -> list[Any]:
         except Exception as error:
             results.append(error)
     return results
+
+
+def run_reads(db: sqlite3.Connection, ops: list[Op]) -> list[Any]:
+    """Runs on the reader's thread: each read in turn, each outcome (or error) its own."""
+    results: list[Any] = []
+    for op in ops:
+        try:
+            results.append(op(db))
+        except Exception as error:
+            results.append(error)
+    return results
