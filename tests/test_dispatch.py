@@ -145,3 +145,16 @@ async def test_deep_link_start_pledges(app: App) -> None:
     assert "volunteer number 1" in replies[0].text
     welcome = await app.dispatcher.handle(inv("start", group=False, user="u9"))
     assert welcome[0].buttons and welcome[0].buttons[0].action == "pledge"
+
+
+def test_evolve_changes_only_what_it_is_told() -> None:
+    from bot.core.types import Reply, evolve
+
+    invocation = inv("pledge", hint="fr")
+    changed = evolve(invocation, locale="fr", args={"platform": "both"})
+    assert changed.locale == "fr" and changed.args == {"platform": "both"}
+    assert changed.command == "pledge" and changed.language_hint == "fr"
+    assert invocation.locale == "en" and invocation.args == {}  # the original is untouched
+    assert evolve(Reply(text="hi"), locale="ar") == Reply(text="hi", locale="ar")
+    with pytest.raises(TypeError):
+        evolve(invocation, nonsense=1)

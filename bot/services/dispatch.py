@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from bot.core import i18n
 from bot.core.i18n import Raw, _
 from bot.core.ratelimit import Verdict
 from bot.core.text import echo
-from bot.core.types import ChatKind, Invocation, Reply, Scope, Source, private
+from bot.core.types import ChatKind, Invocation, Reply, Scope, Source, evolve, private
 from bot.services.container import Services
 from bot.services.registry import Command, UsageError, fold, parse_args
 from storage.base import Community, StorageError, Volunteer
@@ -130,7 +129,7 @@ class Dispatcher:
                         "then try again."
                     )
                 )
-            enriched = replace(
+            enriched = evolve(
                 invocation,
                 locale=locale,
                 volunteer_key=key,
@@ -139,7 +138,7 @@ class Dispatcher:
             )
             try:
                 replies = await self._route(enriched)
-                return [replace(reply, locale=locale) for reply in replies]
+                return [evolve(reply, locale=locale) for reply in replies]
             except StorageError as error:  # it was not saved: never say nothing was lost
                 log.error("command /%s failed: %s", echo(invocation.command), error)
                 return private(
@@ -204,7 +203,7 @@ class Dispatcher:
                     command=Raw("/" + command.name),
                 )
             )
-        return await command.handler(replace(invocation, args=args), services)
+        return await command.handler(evolve(invocation, args=args), services)
 
     async def _text(self, invocation: Invocation) -> list[Reply]:
         """Plain text: stop words in private chats; elsewhere, chatter that is not for us."""
@@ -213,6 +212,6 @@ class Dispatcher:
         if fold(invocation.text) in STOP_WORDS:
             command = self.services.registry.get("reminders")
             if command is not None:
-                stop = replace(invocation, command="reminders", args={"state": "off"})
+                stop = evolve(invocation, command="reminders", args={"state": "off"})
                 return await command.handler(stop, self.services)
         return private(_("I answer commands. Send /help to see them."))
