@@ -20,7 +20,6 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from aiohttp import web
 from telegram import (
     BotCommand,
@@ -71,6 +70,7 @@ from bot.delivery.boards import BoardUpdater
 from bot.delivery.outbox import OnSend, Outcome, RetryLater
 from bot.delivery.pacing import LatestOnly, Pacer
 from bot.delivery.progress import Edit, ProgressReports
+from bot.frontends.telegram_http import AiohttpRequest, NotSent
 from bot.services.container import Services
 from bot.services.dispatch import Dispatcher
 from bot.services.registry import split_command
@@ -112,7 +112,7 @@ class InDoubt(Exception):
 def may_have_arrived(error: TimedOut) -> bool:
     """Whether a timed-out request may have reached Telegram: not when it never got a
     connection (pool or connect timeout), yes once it was written (write or read timeout)."""
-    return not isinstance(error.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
+    return not isinstance(error.__cause__, NotSent)
 
 
 def coalescible(reply: Reply) -> bool:
@@ -169,6 +169,8 @@ class TelegramFrontend:
             .token(settings.telegram_token.get_secret_value())
             .base_url(settings.telegram_base_url)
             .base_file_url(settings.telegram_base_file_url)
+            .request(AiohttpRequest(connection_pool_size=256))
+            .get_updates_request(AiohttpRequest(connection_pool_size=1))
             .concurrent_updates(True)
             .build()
         )

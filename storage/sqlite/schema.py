@@ -53,6 +53,13 @@ async def configure_reader(conn: aiosqlite.Connection) -> None:
     )
 
 
+def configure_inline(conn: sqlite3.Connection) -> None:
+    """Set up the connection that reads on the event loop: it can never write, and never
+    waits (busy is an answer, and the read goes to the reader's thread)."""
+    conn.execute("PRAGMA query_only = ON")
+    conn.execute("PRAGMA busy_timeout = 0")
+
+
 def migrations() -> list[tuple[int, str]]:
     """The numbered SQL migrations shipped in storage/migrations, in order."""
     found = []
