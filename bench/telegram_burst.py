@@ -10,12 +10,15 @@ included) and plays the volunteers. The bot runs in its own process, as in produ
   pledge and answers the press, by long polling;
 - with `--only coalition-polling`, coalition-bot by long polling, answering by request.
 
-For each offered rate it prints the ack latency p50/p99 (press created -> answer received by
-the server), the presses left unanswered, the seconds from the last press until the board
-shows the exact count (coalition-bot only: the plain bot has no board), and the 429s the bot
-received. A rate is sustained when every press is answered and p99 <= 1 s.
+For each offered rate it prints the ack latency p50/p99 (from the press's intended time,
+open loop, to the answer received by the server), the presses left unanswered, the seconds
+from the last press until the board shows the exact count (coalition-bot only: the plain bot
+has no board), the 429s the bot received, and the p50 of the step's first and last 5 s. A
+rate is sustained when every press is answered, p99 <= 1 s, and the last 5 s are not
+clearly slower than the first (a queue that grows fails even if it has not reached 1 s).
+Steps last 30 s by default: long enough to see a queue grow.
 
-    .venv/bin/python bench/telegram_burst.py [--rates 100,200,...] [--seconds 5]
+    .venv/bin/python bench/telegram_burst.py [--rates 100,200,...] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -56,10 +59,18 @@ class Step:
     p99: float
     board_exact: float | None
     rejected_429: int
+    first_p50: float = 0.0  # presses intended in the step's first 5 s
+    last_p50: float = 0.0  # ... and in its last 5 s
+
+    @property
+    def growing(self) -> bool:
+        """A queue grows when the last 5 s answer clearly slower than the first 5 s (more
+        than twice and more than 50 ms slower: the rest is noise on a shared machine)."""
+        return self.last_p50 > 2 * self.first_p50 and self.last_p50 - self.first_p50 > 0.05
 
     @property
     def sustained(self) -> bool:
-        return self.unanswered == 0 and self.p99 <= 1.0
+        return self.unanswered == 0 and self.p99 <= 1.0 and not self.growing
 
 
 def free_port() -> int:
@@ -84,20 +95,22 @@ async def press_at(
     first_user: int,
     created: dict[str, float],
 ) -> float:
-    """Create rate*seconds presses, evenly spread; return the time of the last one."""
+    """Create rate*seconds presses, evenly spread (open loop); each is stamped with its
+    *intended* time, so a generator running late counts against the bot, not for it.
+    Return the intended time of the last one."""
     total = int(rate * seconds)
     loop = asyncio.get_running_loop()
-    start = loop.time()
+    start, start_mono = loop.time(), time.monotonic()
     done = 0
     while done < total:
         due = min(total, int((loop.time() - start) * rate) + 1)
         while done < due:
             user = first_user + done
             query = server.user_presses(user, GROUP, board_id, "pledge")
-            created[query] = time.monotonic()
+            created[query] = start_mono + done / rate
             done += 1
         await asyncio.sleep(0.005)
-    return time.monotonic()
+    return start_mono + (total - 1) / rate
 
 
 async def measure(kind: str, rates: list[int], seconds: float) -> list[Step]:
@@ -136,6 +149,15 @@ async def measure(kind: str, rates: list[int], seconds: float) -> list[Step]:
                         for q, t in created.items()
                         if q in server.callback_answered_at
                     )
+                    first_at = min(created.values())
+                    edges = [
+                        [
+                            server.callback_answered_at.get(q, float("inf")) - t
+                            for q, t in created.items()
+                            if (t - first_at < 5) == early and (last - t < 5) != early
+                        ]
+                        for early in (True, False)
+                    ]
                     steps.append(
                         Step(
                             rate=rate,
@@ -147,6 +169,8 @@ async def measure(kind: str, rates: list[int], seconds: float) -> list[Step]:
                             else float("inf"),
                             board_exact=board_exact,
                             rejected_429=server.rejected_429 - before_429,
+                            first_p50=statistics.median(edges[0]) if edges[0] else 0.0,
+                            last_p50=statistics.median(edges[1]) if edges[1] else 0.0,
                         )
                     )
                     print(f"  {kind:17} {format_step(steps[-1])}", flush=True)
@@ -230,6 +254,7 @@ def format_step(step: Step) -> str:
         f"{step.rate:5d}/s  presses {step.presses:6d}  unanswered {step.unanswered:5d}  "
         f"ack p50 {step.p50 * 1000:7.1f} ms  p99 {step.p99 * 1000:7.1f} ms  "
         f"board exact {board:>8}  429s {step.rejected_429}  "
+        f"p50 first/last 5 s {step.first_p50 * 1000:.0f}/{step.last_p50 * 1000:.0f} ms  "
         f"{'sustained' if step.sustained else 'NOT sustained'}"
     )
 
@@ -241,7 +266,7 @@ def best(steps: list[Step]) -> int:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="100,200,300,400,500,600,800,1000,1200,1500")
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--only", choices=KINDS)
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
