@@ -47,6 +47,7 @@ TOKEN = "123456:BENCH" + "abcdefghijklmnopqrstuvwxyzABCD"
 GROUP = -100777
 ORGANIZER = 42
 KINDS = ("coalition", "plain", "coalition-polling")
+PLAIN_POOL = 0  # --plain-pool: the plain bot's httpx pool size (0: PTB's default, 256)
 COUNT = re.compile(r"^([\d,]+) volunteers? ha(?:s|ve) pledged in this community\.", re.M)
 
 
@@ -195,6 +196,7 @@ def start_bot(kind: str, server: FakeTelegram, data: Path) -> subprocess.Popen[b
             BASE_URL=server.base_url,
             BASE_FILE_URL=server.base_file_url,
             DB=str(data / "plain.sqlite3"),
+            POOL=str(PLAIN_POOL or ""),
         )
         command = [sys.executable, str(ROOT / "bench" / "plain_ptb_bot.py")]
     else:
@@ -268,7 +270,10 @@ async def main() -> None:
     parser.add_argument("--rates", default="100,200,300,400,500,600,800,1000,1200,1500")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--only", choices=KINDS)
+    parser.add_argument("--plain-pool", type=int, default=0, help="the plain bot's pool size")
     args = parser.parse_args()
+    global PLAIN_POOL
+    PLAIN_POOL = args.plain_pool
     rates = [int(r) for r in args.rates.split(",")]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.seconds:.0f} s per rate")
     results = {}
