@@ -146,11 +146,9 @@ class SQLiteStorage(Storage):
             return await self._read(op)
         try:
             return op(inline)
-        except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                raise as_storage_error(error) from error
-            return await self._read(op)
         except sqlite3.Error as error:
+            if (error.sqlite_errorcode or 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return await self._read(op)  # busy is an answer here: read on the thread
             wrapped = as_storage_error(error)
             if wrapped is error:
                 raise
