@@ -107,6 +107,7 @@ def bulk_load(db_path: Path, campaign_id: int, total: int) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
     now = "2026-12-01T12:00:00+00:00"
+    since = 1_796_126_400  # the same moment, in the Unix seconds volunteers and pledges keep
     community = db.execute(
         "INSERT INTO communities (platform, chat_id, created_at) VALUES ('telegram', ?, ?) "
         "ON CONFLICT DO UPDATE SET chat_id = chat_id RETURNING id",
@@ -116,15 +117,16 @@ def bulk_load(db_path: Path, campaign_id: int, total: int) -> None:
     for base in range(0, total, batch):
         keys = [os.urandom(32) for _ in range(min(batch, total - base))]
         db.executemany(
-            "INSERT INTO volunteers (key, created_at) VALUES (?, ?)", [(k, now) for k in keys]
+            "INSERT INTO volunteers (key, created_at) VALUES (?, ?)", [(k, since) for k in keys]
         )
         db.executemany(
             "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
             "VALUES (?, ?, 'both', ?, ?)",
-            [(campaign_id, k, base + i + 1, now) for i, k in enumerate(keys)],
+            [(campaign_id, k, base + i + 1, since) for i, k in enumerate(keys)],
         )
         db.executemany(
-            "INSERT INTO pledge_communities VALUES (?, ?, ?)",
+            "INSERT INTO pledge_communities (campaign_id, volunteer, community_id) "
+            "VALUES (?, ?, ?)",
             [(campaign_id, k, community) for k in keys],
         )
     db.execute(

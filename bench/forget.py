@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from storage.sqlite import SQLiteStorage  # noqa: E402
 
-CREATED = "2026-12-01T12:00:00+00:00"
+CREATED = 1_796_126_400  # 2026-12-01T12:00:00Z, Unix seconds as the tables keep it
 
 
 def key(n: int) -> bytes:

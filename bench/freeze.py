@@ -38,7 +38,7 @@ from bot.core.settings import Settings  # noqa: E402
 from bot.core.types import ChatKind, Invocation, Platform  # noqa: E402
 
 PEPPER = "bench-pepper-" + "f" * 40
-CREATED = "2026-12-01T12:00:00+00:00"
+CREATED = 1_796_126_400  # 2026-12-01T12:00:00Z, Unix seconds as the tables keep it
 
 
 def settings_for(data_dir: Path) -> Settings:

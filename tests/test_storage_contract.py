@@ -146,10 +146,10 @@ async def test_a_failing_operation_does_not_sink_its_batch(tmp_path: Path) -> No
     c = await storage.ensure_campaign("c")
 
     def broken(db: sqlite3.Connection) -> None:
-        db.execute("INSERT INTO volunteers (key, created_at) VALUES (?, 'now')", (key(5),))
+        db.execute("INSERT INTO volunteers (key, created_at) VALUES (?, 0)", (key(5),))
         db.execute(
             "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
-            "VALUES (?, ?, 'both', 99, 'now')",
+            "VALUES (?, ?, 'both', 99, 0)",
             (c, key(5)),
         )
         raise RuntimeError("half-way")

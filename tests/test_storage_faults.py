@@ -147,7 +147,7 @@ async def test_a_failed_commit_never_reports_a_write_as_saved(tmp_path: Path) ->
         db.execute("PRAGMA defer_foreign_keys = ON")
         db.execute(
             "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
-            "VALUES (?, ?, 'both', 99, 'now')",
+            "VALUES (?, ?, 'both', 99, 0)",
             (c, b"\x09" * 32),
         )
 

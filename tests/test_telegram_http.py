@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from telegram import Bot
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TimedOut
 
 from bot.frontends.telegram import may_have_arrived
@@ -18,7 +18,13 @@ USER = 4100
 
 
 def bot_on(server: FakeTelegram, request: AiohttpRequest) -> Bot:
-    return Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url, request=request)
+    return Bot(
+        TOKEN,
+        base_url=server.base_url,
+        base_file_url=server.base_file_url,
+        request=request,
+        get_updates_request=AiohttpRequest(connection_pool_size=1),  # as the front-end has it
+    )
 
 
 async def test_calls_go_through_and_answers_come_back() -> None:
@@ -58,3 +64,19 @@ async def test_a_request_that_timed_out_after_leaving_may_have_arrived() -> None
             assert may_have_arrived(waited.value)  # never send it again
             await server.wait_for(lambda: len(server.messages(USER)) == 1, timeout=5)
         assert [m["text"] for m in server.messages(USER)] == ["late"]
+
+
+async def test_a_press_arrives_with_its_chat_and_message_but_not_their_content() -> None:
+    async with FakeTelegram(TOKEN) as server:
+        server.add_user(USER, "H", "en", started=True)
+        async with bot_on(server, AiohttpRequest()) as bot:
+            keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("I pledge", callback_data="p")]])
+            board = await bot.send_message(USER, "A long board " * 50, reply_markup=keyboard)
+            server.user_presses(USER, USER, board.message_id, "p")
+            (update,) = await bot.get_updates(timeout=0)
+        query = update.callback_query
+        assert query is not None and query.data == "p" and query.from_user.id == USER
+        assert query.message is not None
+        assert (query.message.chat.id, query.message.message_id) == (USER, board.message_id)
+        # The board's text and keyboard are not parsed again for every press.
+        assert getattr(query.message, "text", None) is None

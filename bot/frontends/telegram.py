@@ -70,7 +70,7 @@ from bot.delivery.boards import BoardUpdater
 from bot.delivery.outbox import OnSend, Outcome, RetryLater
 from bot.delivery.pacing import LatestOnly, Pacer
 from bot.delivery.progress import Edit, ProgressReports
-from bot.frontends.telegram_http import AiohttpRequest, NotSent
+from bot.frontends.telegram_http import AiohttpRequest, NotSent, slim_update
 from bot.services.container import Services
 from bot.services.dispatch import Dispatcher
 from bot.services.registry import split_command
@@ -223,7 +223,7 @@ class TelegramFrontend:
             return web.Response(status=403)
         assert self.application is not None
         try:
-            update = Update.de_json(await request.json(), self.application.bot)
+            update = Update.de_json(slim_update(await request.json()), self.application.bot)
         except (ValueError, KeyError, TypeError):
             return web.Response(status=400)
         if update.callback_query is None:

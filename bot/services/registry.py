@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.core.i18n import _
@@ -24,11 +24,16 @@ class Choice:
     value: str
     aliases: tuple[str, ...] = ()
     scope: Scope | None = None  # choosing it needs this scope (e.g. /campaign window)
+    # The value and its aliases as `fold` leaves them, folded once here, not at every word.
+    words: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        words = frozenset((self.value, *(fold(alias) for alias in self.aliases)))
+        object.__setattr__(self, "words", words)
 
     def matches(self, word: str) -> bool:
         """Whether a typed word means this choice (case and accents as typed are forgiven)."""
-        folded = fold(word)
-        return folded == self.value or folded in (fold(alias) for alias in self.aliases)
+        return fold(word) in self.words
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,19 @@ class Arg:
     label: str = ""  # msgid: the argument's description (usage shows it for free text)
     required: bool = False
     rest: bool = False  # takes the rest of the line
+    # Every folded word of every choice, to the choice it means (the first listed wins).
+    _meaning: dict[str, Choice] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        meaning: dict[str, Choice] = {}
+        for choice in self.choices:
+            for word in choice.words:
+                meaning.setdefault(word, choice)
+        object.__setattr__(self, "_meaning", meaning)
+
+    def choice(self, word: str) -> Choice | None:
+        """The choice a typed word means, if any."""
+        return self._meaning.get(fold(word))
 
     def usage(self) -> str:
         """How the argument is written in a usage line."""
@@ -101,6 +119,7 @@ def fold(word: str) -> str:
 
 
 _COMMAND_HEAD = re.compile(r"/(\S*)(.*)", re.DOTALL)
+_WORD = re.compile(r"\S+")
 
 
 def split_command(text: str) -> tuple[str, str, str]:
@@ -115,7 +134,7 @@ def split_command(text: str) -> tuple[str, str, str]:
 
 def parse_args(command: Command, text: str) -> dict[str, str]:
     """Split the text after a command into its named arguments, or raise UsageError."""
-    tokens = [(match.group(), match.start()) for match in re.finditer(r"\S+", text)]
+    tokens = [(match.group(), match.start()) for match in _WORD.finditer(text)]
     words = [token for token, _ in tokens]
     values: dict[str, str] = {}
     for arg in command.args:
@@ -129,7 +148,7 @@ def parse_args(command: Command, text: str) -> dict[str, str]:
             break
         word = words.pop(0)
         if arg.choices:
-            choice = next((c for c in arg.choices if c.matches(word)), None)
+            choice = arg.choice(word)
             if choice is None:
                 raise UsageError(command, word)
             values[arg.name] = choice.value

@@ -23,7 +23,7 @@ from storage.base import (
     Volunteer,
     VolunteerData,
 )
-from storage.sqlite.schema import moment, timestamp
+from storage.sqlite.schema import moment, seconds, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,28 @@ def ensure_campaign(db: sqlite3.Connection, slug: str) -> int:
 def load_context(
     db: sqlite3.Connection, key: bytes, platform: str, chat_id: str | None
 ) -> tuple[Volunteer | None, Community | None]:
-    """Read the volunteer and the community of one invocation in one go."""
-    return _volunteer(db, key), (_community(db, platform, chat_id) if chat_id is not None else None)
+    """Read the volunteer and the community of one invocation in one statement (every
+    command starts here)."""
+    row = db.execute(
+        "SELECT v.language, v.timezone, v.reminders, v.dm_address, v.created_at, "
+        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts "
+        "FROM (SELECT 1) LEFT JOIN volunteers v ON v.key = ? "
+        "LEFT JOIN communities c ON c.platform = ? AND c.chat_id = ?",
+        (key, platform, chat_id),
+    ).fetchone()
+    volunteer = (
+        None
+        if row[4] is None
+        else Volunteer(
+            key, row[0], row[1], bool(row[2]), row[3], datetime.fromtimestamp(row[4], UTC)
+        )
+    )
+    community = (
+        None
+        if row[5] is None or chat_id is None
+        else Community(row[5], platform, chat_id, row[6], bool(row[7]), row[8], bool(row[9]))
+    )
+    return volunteer, community
 
 
 def pledge(
@@ -53,8 +73,8 @@ def pledge(
     choice: str | None,
 ) -> PledgeResult:
     """Record a pledge (idempotent); counters change in the same transaction."""
-    now = timestamp()
-    _ensure_volunteer(db, key, now)
+    since = seconds()
+    _ensure_volunteer(db, key, since)
     row = db.execute(
         "SELECT choice, number FROM pledges WHERE campaign_id = ? AND volunteer = ?",
         (campaign_id, key),
@@ -69,7 +89,7 @@ def pledge(
         db.execute(
             "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (campaign_id, key, chosen, number, now),
+            (campaign_id, key, chosen, number, since),
         )
         result = PledgeResult(PledgeStatus.NEW, number, chosen, total)
     elif choice is not None and row[0] != choice:
@@ -81,9 +101,10 @@ def pledge(
     else:
         result = PledgeResult(PledgeStatus.ALREADY, row[1], row[0])
     if chat_id is not None:
-        community_id = _ensure_community(db, platform, chat_id, now)
+        community_id = _ensure_community(db, platform, chat_id, timestamp())
         linked = db.execute(
-            "INSERT INTO pledge_communities VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO pledge_communities (campaign_id, volunteer, community_id) "
+            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (campaign_id, key, community_id),
         ).rowcount
         if linked:
@@ -125,7 +146,7 @@ def get_pledge(db: sqlite3.Connection, campaign_id: int, key: bytes) -> Pledge |
         "SELECT COUNT(*) FROM pledge_communities WHERE campaign_id = ? AND volunteer = ?",
         (campaign_id, key),
     ).fetchone()[0]
-    return Pledge(row[0], row[1], datetime.fromisoformat(row[2]), int(count))
+    return Pledge(row[0], row[1], datetime.fromtimestamp(row[2], UTC), int(count))
 
 
 def unpledge(db: sqlite3.Connection, campaign_id: int, key: bytes) -> bool:
@@ -175,13 +196,13 @@ def tally(db: sqlite3.Connection, campaign_id: int, platform: str, chat_id: str 
 
 def set_language(db: sqlite3.Connection, key: bytes, language: str | None) -> None:
     """Store the volunteer's language (None: follow the platform)."""
-    _ensure_volunteer(db, key, timestamp())
+    _ensure_volunteer(db, key, seconds())
     db.execute("UPDATE volunteers SET language = ? WHERE key = ?", (language, key))
 
 
 def set_timezone(db: sqlite3.Connection, key: bytes, timezone: str) -> None:
     """Store the volunteer's time zone."""
-    _ensure_volunteer(db, key, timestamp())
+    _ensure_volunteer(db, key, seconds())
     db.execute("UPDATE volunteers SET timezone = ? WHERE key = ?", (timezone, key))
 
 
@@ -189,7 +210,7 @@ def opt_in(
     db: sqlite3.Connection, key: bytes, dm_address: str | None, platform: str | None
 ) -> None:
     """A volunteer's reminders on, keeping the platform and address to write to."""
-    _ensure_volunteer(db, key, timestamp())
+    _ensure_volunteer(db, key, seconds())
     db.execute(
         "UPDATE volunteers SET reminders = 1, dm_address = ?, dm_platform = ? WHERE key = ?",
         (dm_address, platform, key),
@@ -636,7 +657,7 @@ def _replace_schedule(db: sqlite3.Connection, campaign_id: int, rungs: dict[str,
     )
 
 
-def _ensure_volunteer(db: sqlite3.Connection, key: bytes, now: str) -> None:
+def _ensure_volunteer(db: sqlite3.Connection, key: bytes, now: int) -> None:
     db.execute(
         "INSERT INTO volunteers (key, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, now)
     )
@@ -664,7 +685,7 @@ def _volunteer(db: sqlite3.Connection, key: bytes) -> Volunteer | None:
     ).fetchone()
     if row is None:
         return None
-    return Volunteer(key, row[0], row[1], bool(row[2]), row[3], datetime.fromisoformat(row[4]))
+    return Volunteer(key, row[0], row[1], bool(row[2]), row[3], datetime.fromtimestamp(row[4], UTC))
 
 
 def _community(db: sqlite3.Connection, platform: str, chat_id: str) -> Community | None:

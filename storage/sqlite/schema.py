@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from datetime import UTC, datetime
 from importlib import resources
 
@@ -22,6 +23,11 @@ WIPE_BUSY_TIMEOUT_MS = 200
 def timestamp() -> str:
     """Now, as the TEXT the tables keep: UTC, to the second."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def seconds() -> int:
+    """Now, as the integer Unix seconds a volunteer's and a pledge's creation are kept in."""
+    return int(time.time())
 
 
 def moment(at: datetime) -> str:
@@ -82,13 +88,35 @@ async def migrate(conn: aiosqlite.Connection) -> int:
     for version, script in migrations():
         if version <= current:
             continue
-        await conn.executescript(
-            f"BEGIN IMMEDIATE;\n{script}\n;"
-            f"INSERT INTO schema_version VALUES ({version}, '{timestamp()}');\nCOMMIT;"
-        )
+        await _apply(conn, version, script)
         log.info("applied storage migration %04d", version)
         current = version
     return current
+
+
+async def _apply(conn: aiosqlite.Connection, version: int, script: str) -> None:
+    """One migration in one transaction, with foreign keys off while it runs (a rebuilt
+    parent table would otherwise take its children with it when dropped) and checked before
+    it commits, as SQLite documents for changing a table's schema."""
+    await conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        await conn.executescript(
+            f"BEGIN IMMEDIATE;\n{script}\n;"
+            f"INSERT INTO schema_version VALUES ({version}, '{timestamp()}');"
+        )
+        async with conn.execute("PRAGMA foreign_key_check") as cursor:
+            broken = await cursor.fetchall()
+        if broken:
+            raise sqlite3.IntegrityError(
+                f"migration {version:04d} would leave {len(broken)} rows without their parent"
+            )
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+    finally:
+        await conn.execute("PRAGMA foreign_keys = ON")
 
 
 def truncate_wal(db: sqlite3.Connection) -> bool:
