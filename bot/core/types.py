@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from storage.base import Community, Volunteer
@@ -127,9 +128,23 @@ def evolve(obj: T, **changes: object) -> T:
     dataclasses.replace does, without re-running __init__ (the dispatcher does it three
     times per command, and replace costs several microseconds each)."""
     cls = type(obj)
-    new = object.__new__(cls)
-    for name in cls.__slots__:  # type: ignore[attr-defined]
-        object.__setattr__(new, name, changes.pop(name) if name in changes else getattr(obj, name))
-    if changes:
-        raise TypeError(f"{cls.__name__} has no field {next(iter(changes))!r}")
-    return new
+    copier = _COPIERS.get(cls)
+    if copier is None:
+        copier = _COPIERS[cls] = _copier(cls)
+    return copier(obj, changes)  # type: ignore[no-any-return]
+
+
+# One copier per class, generated once (as dataclasses generate __init__): a straight line
+# of attribute copies, about three times faster than a loop over the slots.
+_COPIERS: dict[type, Callable[[object, dict[str, object]], object]] = {}
+
+
+def _copier(cls: type) -> Callable[[object, dict[str, object]], object]:
+    names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
+    lines = ["def copy(obj, changes):", "    new = make(cls)", "    pop = changes.pop"]
+    lines += [f"    put(new, {n!r}, pop({n!r}) if {n!r} in changes else obj.{n})" for n in names]
+    lines += ["    if changes:", "        raise TypeError(f'no field {next(iter(changes))!r}')"]
+    lines += ["    return new"]
+    scope: dict[str, Any] = {"make": object.__new__, "put": object.__setattr__, "cls": cls}
+    exec("\n".join(lines), scope)  # the names are the class's own slots
+    return scope["copy"]  # type: ignore[no-any-return]

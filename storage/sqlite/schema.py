@@ -18,6 +18,11 @@ BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock
 # How long cutting the WAL waits for a reader (a backup, say) to let go: not the writers'
 # five seconds, since the whole queue waits behind it; if the reader stays, the cut is owed.
 WIPE_BUSY_TIMEOUT_MS = 200
+# The WAL is copied into the database every this many pages (SQLite's default is 1,000). A
+# pledge dirties a few random pages (its keys are hashes); between larger checkpoints a page
+# is more often written by several pledges and copied once: COMMIT costs about a third less
+# CPU at 100 pledges per transaction, for a WAL of up to 40 MB. Erasures still cut it to zero.
+CHECKPOINT_PAGES = 10_000
 
 
 def timestamp() -> str:
@@ -44,6 +49,7 @@ async def configure(conn: aiosqlite.Connection) -> None:
             PRAGMA foreign_keys = ON;
             PRAGMA secure_delete = ON;
             PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
+            PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES};
             """
     )
 
