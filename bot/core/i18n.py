@@ -45,6 +45,7 @@ _COMMAND = re.compile(
 DOMAIN = "messages"
 UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu"})
 MOMENT_CACHE = 512  # formatted campaign moments: a handful in practice
+FORMATTED_CACHE = 4096  # filled texts whose values are all text (see Translator._format)
 LOCALES_DIR = Path(__file__).resolve().parents[2] / "locales"
 SOURCE_LANGUAGE = "en"  # the msgids are English: the language every catalog translates from
 
@@ -132,6 +133,7 @@ class Translator:
     babel_locale: Locale = field(init=False)
     rtl: bool = field(init=False)
     _moments: dict[tuple[datetime, str], str] = field(init=False, default_factory=dict)
+    _formatted: dict[tuple[object, ...], str] = field(init=False, default_factory=dict)
     _integers: Callable[[int], str] | None = field(init=False, default=None)
     _zone_names: dict[str, str] = field(init=False, default_factory=dict)
 
@@ -152,6 +154,14 @@ class Translator:
         return isolate(text) if self.rtl and text else text
 
     def _format(self, template: str, values: Mapping[str, object]) -> str:
+        # Texts (a window, the message to post, a command) recur in every answer: each is
+        # filled once. Numbers vary (a volunteer's number): those are not kept.
+        key: tuple[object, ...] | None = None
+        if all(type(v) is str or type(v) is Raw for v in values.values()):
+            key = (template, *((k, v, type(v) is Raw) for k, v in values.items()))
+            cached = self._formatted.get(key)
+            if cached is not None:
+                return cached
         text = (
             template.format_map({k: self._value(v) for k, v in values.items()})
             if values
@@ -160,6 +170,10 @@ class Translator:
         if self.rtl and "/" in text:
             # Keep "/help" reading left to right inside right-to-left text.
             text = _COMMAND.sub(lambda m: f"{LRI}{m.group(0)}{PDI}", text)
+        if key is not None:
+            if len(self._formatted) >= FORMATTED_CACHE:
+                self._formatted.clear()
+            self._formatted[key] = text
         return text
 
     def gettext(self, message: str, /, **values: object) -> str:

@@ -114,6 +114,8 @@ class UsageError(Exception):
 
 def fold(word: str) -> str:
     """Case-fold and drop accents and Arabic diacritics, for matching typed words."""
+    if word.isascii():  # nothing to decompose: the common case, an order of magnitude faster
+        return word.casefold().strip()
     decomposed = unicodedata.normalize("NFKD", word.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).strip()
 
