@@ -1,5 +1,10 @@
 """Live boards: each community's board message follows the count, edited at most every few
-seconds and never with unchanged text, however many pledges arrive."""
+seconds and never with unchanged text, however many pledges arrive.
+
+The count is read as late as possible: the front-end's edit first waits for the platform to
+take it (a group's pace, the bot's overall budget), then asks for the board's text. Read
+before that wait, a board would show a count a whole spacing old (issue 12: 6.4 s after the
+last press on Telegram, where a group takes a message every 3.3 s)."""
 
 from __future__ import annotations
 
@@ -13,7 +18,11 @@ log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3  # consecutive failed edits of one board before waiting for the next change
 Render = Callable[[str], Awaitable[Reply]]
-Edit = Callable[[str, str, Reply], Awaitable[None]]
+# The board's text now, or None when it shows that already (then nothing is edited).
+Latest = Callable[[str], Awaitable[Reply | None]]
+# Edits one board (chat id, message ref): waits for the platform's turn, then asks `Latest`
+# for the text; returns what the board now shows (None: nothing new to show).
+Edit = Callable[[str, str, Latest], Awaitable[Reply | None]]
 
 
 class BoardUpdater:
@@ -71,14 +80,11 @@ class BoardUpdater:
             wait = self._last_edit.get(chat_id, 0.0) + self.interval - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._dirty.discard(chat_id)
             try:
-                reply = await self._render(chat_id)
-                if reply.text == self._shown.get(chat_id) or chat_id not in self._refs:
-                    continue
                 self._last_edit[chat_id] = self._clock()
-                await self._edit(chat_id, self._refs[chat_id], reply)
-                self._shown[chat_id] = reply.text
+                shown = await self._edit(chat_id, self._refs[chat_id], self._latest)
+                if shown is not None and chat_id in self._refs:
+                    self._shown[chat_id] = shown.text
             except Exception:
                 failures = self._failures.get(chat_id, 0) + 1
                 self._failures[chat_id] = failures
@@ -87,6 +93,14 @@ class BoardUpdater:
                 log.exception("board update failed in one community (attempt %d)", failures)
             else:
                 self._failures.pop(chat_id, None)
+
+    async def _latest(self, chat_id: str) -> Reply | None:
+        """The board's text as of now; None if it shows that already, or is gone."""
+        self._dirty.discard(chat_id)  # what changes from here on, the next edit shows
+        reply = await self._render(chat_id)
+        if reply.text == self._shown.get(chat_id) or chat_id not in self._refs:
+            return None
+        return reply
 
     async def flush(self) -> None:
         """Wait until every pending board edit is done (tests, shutdown)."""

@@ -34,7 +34,7 @@ from bot.core.types import (
     Source,
     Visibility,
 )
-from bot.delivery.boards import BoardUpdater
+from bot.delivery.boards import BoardUpdater, Latest
 from bot.delivery.outbox import OnSend, Outcome, RetryLater
 from bot.delivery.pacing import Pacer
 from bot.delivery.progress import Edit, ProgressReports
@@ -618,11 +618,14 @@ class DiscordFrontend:
     async def _render_board(self, chat_id: str) -> Reply:
         return await render_board(self.services, "discord", chat_id)
 
-    async def _edit_board(self, chat_id: str, ref: str, reply: Reply) -> None:
+    async def _edit_board(self, chat_id: str, ref: str, latest: Latest) -> Reply | None:
         channel_id, _, message_id = ref.partition(":")
         channel = self.client.get_partial_messageable(int(channel_id))
-        label = reply.buttons[0].label if reply.buttons else "I pledge"
         await self.pacer.overall_slot()  # the board updater already spaces edits per board
+        reply = await latest(chat_id)  # the count as of the edit's turn
+        if reply is None:
+            return None
+        label = reply.buttons[0].label if reply.buttons else "I pledge"
         try:
             await channel.get_partial_message(int(message_id)).edit(
                 embed=self._embed(reply), view=BoardView(self, label)
@@ -632,7 +635,7 @@ class DiscordFrontend:
             if isinstance(error, discord.Forbidden) and not refused:
                 log.info("discord: no longer allowed to post the board in one channel")
                 self.boards.drop(chat_id)
-                return
+                return None
             if not refused:
                 raise  # a passing failure: the board updater tries again at the next change
             # Discord refuses to edit this message (deleted, or too old): post a new board.
@@ -640,6 +643,7 @@ class DiscordFrontend:
             new_ref = f"{channel_id}:{sent.id}"
             await self.services.storage.set_board("discord", chat_id, new_ref)
             self.boards.track(chat_id, new_ref, reply)
+        return reply
 
     def _after(self, invocation: Invocation) -> None:
         if invocation.command in COUNT_CHANGING:

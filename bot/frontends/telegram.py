@@ -66,7 +66,7 @@ from bot.core.types import (
     Source,
     Visibility,
 )
-from bot.delivery.boards import BoardUpdater
+from bot.delivery.boards import BoardUpdater, Latest
 from bot.delivery.outbox import OnSend, Outcome, RetryLater
 from bot.delivery.pacing import LatestOnly, Pacer
 from bot.delivery.progress import Edit, ProgressReports
@@ -723,22 +723,27 @@ class TelegramFrontend:
     async def _render_board(self, chat_id: str) -> Reply:
         return await render_board(self.services, "telegram", chat_id)
 
-    async def _edit_board(self, chat_id: str, ref: str, reply: Reply) -> None:
+    async def _edit_board(self, chat_id: str, ref: str, latest: Latest) -> Reply | None:
         assert self.application is not None
         bot = self.application.bot
-        edited = await self._call(
-            int(chat_id),
-            idempotent=True,
-            request=lambda target: bot.edit_message_text(
+        shown: list[Reply | None] = [None]
+
+        async def edit(target: int) -> object:
+            # The group's turn has come: only now read the count, so the board is current.
+            reply = shown[0] = await latest(chat_id)
+            if reply is None:
+                return True  # it shows that already
+            return await bot.edit_message_text(
                 html.escape(reply.text, quote=False),
                 chat_id=target,
                 message_id=int(ref),
                 parse_mode=ParseMode.HTML,
                 reply_markup=keyboard(reply),
-            ),
-        )
-        if edited is None:
+            )
+
+        if await self._call(int(chat_id), idempotent=True, request=edit) is None:
             raise RuntimeError("Telegram did not take the board edit")
+        return shown[0]
 
     def _after(self, invocation: Invocation) -> None:
         if invocation.command in COUNT_CHANGING:
