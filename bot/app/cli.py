@@ -20,7 +20,7 @@ from bot.app.logs import setup_logging
 from bot.core.settings import ConfigError, Settings, load_settings
 from bot.delivery.outbox import Outbox
 from bot.frontends.console import Console
-from bot.frontends.discord import DiscordFrontend
+from bot.frontends.discord import REQUESTS_PER_DM, DiscordFrontend
 from bot.frontends.telegram import TelegramFrontend
 from bot.schedule.scheduler import ReminderScheduler
 from bot.web.server import WebServer
@@ -97,7 +97,10 @@ async def _run(settings: Settings, command: str) -> int:
         telegram_rate = (
             1000.0 if settings.telegram_paid_broadcast else settings.telegram_rate_overall
         )
-        rates = {"telegram": telegram_rate, "discord": settings.discord_rate_overall}
+        rates = {
+            "telegram": telegram_rate,
+            "discord": settings.discord_rate_overall / REQUESTS_PER_DM,
+        }
         scheduler = ReminderScheduler(services, outbox.wake, rates=rates)
         try:
             for frontend in frontends:

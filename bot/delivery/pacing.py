@@ -17,7 +17,6 @@ from aiolimiter import AsyncLimiter
 
 T = TypeVar("T")
 CHAT_MARGIN = 1.1
-STALE_TURN = 0.02  # seconds after which a turn given to a message has passed
 
 
 def _spaced(count: float, period: float, margin: float = 1.0) -> AsyncLimiter:
@@ -50,6 +49,7 @@ class Pacer:
     ) -> None:
         self.overall_rate = overall_per_second
         self._overall = _budget(overall_per_second)
+        self._released = _budget(overall_per_second)  # see before_send
         self.per_chat = per_chat_per_second
         self.per_group = per_group_per_minute
         self.max_tracked = max_tracked
@@ -91,13 +91,12 @@ class Pacer:
 
     async def before_send(self, record: Callable[[], Awaitable[None]]) -> None:
         """Run `record` (storing that a message goes out) between a turn and its request.
-        A slow record (a busy database) would hold the turns it was given and release them
-        together; so after one, the message waits for a fresh place in the overall budget."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        Records wait for the database's writer, so a busy writer would release the turns it
+        held all at once: the messages then pass a second budget of the same rate, which
+        spaces them again as they leave. (Taking a second place in the one budget instead
+        halved the send rate whenever the writer was busy: issue 12's freeze moment.)"""
         await record()
-        if loop.time() - started > STALE_TURN:
-            await self._overall.acquire()
+        await self._released.acquire()
 
     async def overall_slot(self) -> None:
         """Wait for a place in the overall budget only (for sends already paced per chat)."""

@@ -50,6 +50,9 @@ PLEDGE_BUTTON_ID = "coalition:pledge"
 # their custom id names the command they run, and a persistent view answers them.
 OUTBOX_ACTIONS = ("done",)
 DM_CACHE = 50_000  # private channel ids remembered (user id -> channel id)
+# A private message to someone whose channel is not remembered is two requests against the
+# bot's global limit: opening the channel, then the message. A fan-out is planned for that.
+REQUESTS_PER_DM = 2
 SEND_ATTEMPTS = 4
 # Unknown Message, Cannot edit a message authored by another user, archived-thread edits.
 REPOST_CODES = frozenset({10008, 50005, 50083})

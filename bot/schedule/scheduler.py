@@ -31,7 +31,9 @@ from storage.base import Broadcast
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=1)
-LEAD_MARGIN = 1.2  # room for retries and the other platforms' traffic
+# Room for retries, the other traffic (presses' answers, boards) and a loaded machine: the
+# fan-out may run at two thirds of the planned rate and still end before the moment.
+LEAD_MARGIN = 1.5
 REMINDER_JOB = "reminder-"
 TALLY_JOB = "tally"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
