@@ -109,6 +109,9 @@ class Raw(str):
     __slots__ = ()
 
 
+_TEXTS = frozenset({str, Raw})  # values whose filled text can be kept (Translator._format)
+
+
 def N_(message: str) -> str:
     """Mark a message for extraction; it is translated later, when shown."""
     return message
@@ -157,8 +160,9 @@ class Translator:
         # Texts (a window, the message to post, a command) recur in every answer: each is
         # filled once. Numbers vary (a volunteer's number): those are not kept.
         key: tuple[object, ...] | None = None
-        if all(type(v) is str or type(v) is Raw for v in values.values()):
-            key = (template, *((k, v, type(v) is Raw) for k, v in values.items()))
+        types = tuple(map(type, values.values()))
+        if _TEXTS.issuperset(types):
+            key = (template, tuple(values.items()), types)  # Raw and str fill differently
             cached = self._formatted.get(key)
             if cached is not None:
                 return cached
