@@ -72,8 +72,9 @@ class Pacer:
             self._chats.move_to_end(chat_id)
         return found
 
-    async def slot(self, chat_id: int, group: bool) -> None:
-        """Wait for this chat's turn, then for a place in the overall budget."""
+    async def slot(self, chat_id: int, group: bool, recording: bool = False) -> None:
+        """Wait for this chat's turn, then for a place in the overall budget; `recording`:
+        the caller records the send first (`before_send`), which passes the release."""
         # A pause can grow while we sleep (another 429), so look again after each one.
         while wait := self.paused_for(chat_id):  # noqa: ASYNC110
             await asyncio.sleep(wait)
@@ -82,6 +83,8 @@ class Pacer:
         if group_limiter is not None:
             await group_limiter.acquire()
         await self._overall.acquire()
+        if not recording:
+            await self._released.acquire()
 
     @property
     def window(self) -> int:
@@ -92,15 +95,17 @@ class Pacer:
     async def before_send(self, record: Callable[[], Awaitable[None]]) -> None:
         """Run `record` (storing that a message goes out) between a turn and its request.
         Records wait for the database's writer, so a busy writer would release the turns it
-        held all at once: the messages then pass a second budget of the same rate, which
-        spaces them again as they leave. (Taking a second place in the one budget instead
-        halved the send rate whenever the writer was busy: issue 12's freeze moment.)"""
+        held all at once. Every request therefore passes a second budget of the same rate
+        right before it leaves (the release): turns are paced, and so are the requests as
+        they actually go out. (Taking a second place in the one budget instead halved the
+        send rate whenever the writer was busy: issue 12's freeze moment.)"""
         await record()
         await self._released.acquire()
 
     async def overall_slot(self) -> None:
         """Wait for a place in the overall budget only (for sends already paced per chat)."""
         await self._overall.acquire()
+        await self._released.acquire()
 
     def paused_for(self, chat_id: int) -> float:
         """Seconds this chat must still wait after a 429 (0 when it may write)."""

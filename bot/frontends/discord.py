@@ -583,8 +583,9 @@ class DiscordFrontend:
             for number, piece in enumerate(pieces, start=1):
                 if wait := self.pacer.paused_for(channel_id):
                     raise RetryLater(wait)
-                await self.pacer.slot(channel_id, group=community is not None)
-                if number == 1 and on_send is not None:
+                recording = number == 1 and on_send is not None
+                await self.pacer.slot(channel_id, group=community is not None, recording=recording)
+                if recording:
                     await self.pacer.before_send(on_send)
                 # One nonce per piece, derived from the delivery: Discord enforces it.
                 kwargs: dict[str, Any] = {"nonce": f"{nonce}:{number}"[:25]}

@@ -665,8 +665,9 @@ class TelegramFrontend:
                     if first:
                         raise RetryLater(wait)
                     await asyncio.sleep(wait)  # part of it is out: finish it here
-                await self.pacer.slot(chat_id, group=chat_id < 0)
-                if first and on_send is not None:
+                recording = first and on_send is not None
+                await self.pacer.slot(chat_id, group=chat_id < 0, recording=recording)
+                if recording:
                     await self.pacer.before_send(on_send)
                 try:
                     await bot.send_message(
