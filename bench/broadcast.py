@@ -1,12 +1,23 @@
 """Benchmark: one broadcast to 20,000 volunteers through the outbox, against the fake Bot API
 server enforcing an overall limit L, and the same through python-telegram-bot's
-AIORateLimiter in a plain loop; then the memory of expanding 1,000,000 recipients.
+AIORateLimiter two ways; then the memory of expanding 1,000,000 recipients.
+
+The senders:
+
+- `outbox`: coalition-bot's outbox and Telegram transport;
+- `plain`: a plain loop of send_message through `AIORateLimiter(overall_max_rate=L,
+  overall_time_period=1, max_retries=5)` that launches every send at once (gather);
+- `plain-pool`: what a careful PTB user writes: the same AIORateLimiter (429s retried by
+  it, as PTB documents, `max_retries=5`) with a bounded pool of senders, an asyncio.Queue of
+  recipients drained by `--workers` tasks (default L/5, enough to keep L/s going with
+  200 ms round trips).
 
 The fake server runs in this process; each sender runs in its own process, so its peak
 RSS is its own. Prints, for each: seconds, achieved rate, efficiency = rate / L, 429s
-answered, peak RSS.
+answered, peak RSS, and the machine's load average.
 
     .venv/bin/python bench/broadcast.py [--recipients 20000] [--limit 170]
+        [--only outbox,plain,plain-pool,expand] [--workers N] [--runs 1]
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import argparse
 import asyncio
 import gc
 import json
+import math
 import os
 import resource
 import sqlite3
@@ -88,8 +100,9 @@ async def child_outbox(count: int, limit: float) -> dict[str, float]:
     return {"seconds": elapsed, "sent": counts.get("sent", 0), "rss": peak_rss_mb()}
 
 
-async def child_plain(count: int, limit: float) -> dict[str, float]:
-    """The baseline: a loop of send_message through PTB's AIORateLimiter."""
+async def child_plain(count: int, limit: float, workers: int = 0) -> dict[str, float]:
+    """The baseline: send_message through PTB's AIORateLimiter, every send launched at once
+    (`workers` 0), or drained from a queue by `workers` tasks (the careful variant)."""
     from telegram.error import TelegramError
     from telegram.ext import AIORateLimiter, ExtBot
 
@@ -110,9 +123,27 @@ async def child_plain(count: int, limit: float) -> dict[str, float]:
         except TelegramError:
             pass
 
+    async def worker(queue: asyncio.Queue[int]) -> None:
+        while True:
+            user = await queue.get()
+            try:
+                await one(user)
+            finally:
+                queue.task_done()
+
     async with bot:
         start = time.perf_counter()
-        await asyncio.gather(*(one(u) for u in range(FIRST_USER, FIRST_USER + count)))
+        if workers <= 0:
+            await asyncio.gather(*(one(u) for u in range(FIRST_USER, FIRST_USER + count)))
+        else:
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for user in range(FIRST_USER, FIRST_USER + count):
+                queue.put_nowait(user)
+            tasks = [asyncio.create_task(worker(queue)) for _ in range(workers)]
+            await queue.join()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         elapsed = time.perf_counter() - start
     return {"seconds": elapsed, "sent": sent, "rss": peak_rss_mb()}
 
@@ -152,7 +183,9 @@ async def child_expand(count: int) -> dict[str, float]:
     return {"seconds": elapsed, "rss_before": before, "rss": peak_rss_mb()}
 
 
-def run_child(kind: str, env: dict[str, str], count: int, limit: float) -> dict[str, float]:
+def run_child(
+    kind: str, env: dict[str, str], count: int, limit: float, workers: int = 0
+) -> dict[str, float]:
     result = subprocess.run(
         [
             sys.executable,
@@ -163,6 +196,8 @@ def run_child(kind: str, env: dict[str, str], count: int, limit: float) -> dict[
             str(count),
             "--limit",
             str(limit),
+            "--workers",
+            str(workers),
         ],
         env={**os.environ, **env, "PYTHONPATH": str(ROOT), "PTB_TIMEDELTA": "1"},
         capture_output=True,
@@ -205,12 +240,18 @@ class Stalls:
             gc.callbacks.remove(self._on_gc)
 
 
-async def parent(count: int, limit: float, kinds: tuple[str, ...]) -> None:
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+async def parent(count: int, limit: float, kinds: tuple[str, ...], workers: int) -> None:
     from tests.fakes.telegram_server import FakeTelegram, Limits
 
     print(
         f"python {sys.version.split()[0]}; {count:,} recipients; server limit L = "
-        f"{limit:.0f} messages/s overall, 1/s per chat",
+        f"{limit:.0f} messages/s overall, 1/s per chat; {load()}"
+        + (f"; the pool has {workers} sender tasks" if "plain-pool" in kinds else ""),
         flush=True,
     )
     for kind in (k for k in kinds if k != "expand"):
@@ -236,16 +277,22 @@ async def parent(count: int, limit: float, kinds: tuple[str, ...]) -> None:
                 launched = time.monotonic()
                 stalls = Stalls()
                 watcher = asyncio.create_task(stalls.watch())
-                figures = await loop.run_in_executor(None, run_child, kind, env, count, limit)
+                figures = await loop.run_in_executor(
+                    None, run_child, kind, env, count, limit, workers
+                )
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
                 gc.enable()
             rate = figures["sent"] / figures["seconds"]
-            name = "coalition-bot outbox" if kind == "outbox" else "PTB AIORateLimiter loop"
+            name = {
+                "outbox": "coalition-bot outbox",
+                "plain": "PTB AIORateLimiter loop",
+                "plain-pool": "PTB AIORateLimiter pool",
+            }[kind]
             print(
                 f"{name:24} sent {int(figures['sent']):,} in {figures['seconds']:.1f} s: "
                 f"{rate:.1f}/s, efficiency {rate / limit:.3f}, 429s {server.rejected_429}, "
-                f"peak RSS {figures['rss']:.0f} MB",
+                f"peak RSS {figures['rss']:.0f} MB; {load()}",
                 flush=True,
             )
             if 0 < len(server.rejected_at) <= 20:  # where they fall, from the child's launch
@@ -275,22 +322,39 @@ async def parent(count: int, limit: float, kinds: tuple[str, ...]) -> None:
     )
 
 
+KINDS = ("outbox", "plain", "plain-pool", "expand")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--limit", type=float, default=170.0)
-    parser.add_argument("--child", choices=("outbox", "plain", "expand"))
-    parser.add_argument("--only", choices=("outbox", "plain", "expand"))
+    parser.add_argument("--child", choices=KINDS)
+    parser.add_argument("--only", help=f"comma-separated, among {', '.join(KINDS)}")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="plain-pool's sender tasks (default L/5)"
+    )
+    parser.add_argument("--runs", type=int, default=1, help="repeat the senders (not expand)")
     args = parser.parse_args()
+    workers = args.workers or math.ceil(args.limit / 5)
     if args.child == "outbox":
         print(json.dumps(asyncio.run(child_outbox(args.recipients, args.limit))))
-    elif args.child == "plain":
-        print(json.dumps(asyncio.run(child_plain(args.recipients, args.limit))))
+    elif args.child in ("plain", "plain-pool"):
+        pool = workers if args.child == "plain-pool" else 0
+        print(json.dumps(asyncio.run(child_plain(args.recipients, args.limit, pool))))
     elif args.child == "expand":
         print(json.dumps(asyncio.run(child_expand(args.recipients))))
     else:
-        kinds = (args.only,) if args.only else ("outbox", "plain", "expand")
-        asyncio.run(parent(args.recipients, args.limit, kinds))
+        kinds = tuple(k for k in KINDS if not args.only or k in args.only.split(","))
+        if not kinds:
+            raise SystemExit(f"--only: none of {args.only!r} is a sender ({', '.join(KINDS)})")
+        senders = tuple(k for k in kinds if k != "expand")
+        for run in range(args.runs):
+            if args.runs > 1:
+                print(f"run {run + 1} of {args.runs}:", flush=True)
+            last = run == args.runs - 1
+            chosen = senders + (("expand",) if last and "expand" in kinds else ())
+            asyncio.run(parent(args.recipients, args.limit, chosen, workers))
 
 
 if __name__ == "__main__":
