@@ -382,8 +382,9 @@ class SQLiteStorage(Storage):
         """Add a broadcast's volunteers, EXPAND_CHUNK per transaction; its recipients."""
         first = True
         loop = asyncio.get_running_loop()
+        recipients = 0
         while True:
-            began = loop.time()
+            began, before = loop.time(), recipients
             recipients, finished, ended = await self._call(
                 lambda db: queries.expand_step(db, broadcast_id, EXPAND_CHUNK)
             )
@@ -392,10 +393,11 @@ class SQLiteStorage(Storage):
             first = False
             if finished:
                 break
-            # Leave the writer to everything else most of the time: presses must not queue
-            # behind a million recipients, and sending (1,000/s at most) needs far fewer rows
-            # per second than a free-running expansion adds.
-            await asyncio.sleep((loop.time() - began) * EXPAND_REST)
+            if recipients - before >= EXPAND_CHUNK:  # a full chunk: more are coming
+                # Leave the writer to everything else most of the time: presses must not
+                # queue behind a million recipients, and sending (1,000/s at most) needs far
+                # fewer rows per second than a free-running expansion adds.
+                await asyncio.sleep((loop.time() - began) * EXPAND_REST)
         if ended:
             await self._wipe_quietly("the campaign's end")
         return recipients
