@@ -77,6 +77,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
 
+from bench.broadcast import Stalls  # noqa: E402
 from bench.discord_burst import APPLICATION, CHANNEL, GUILD  # noqa: E402
 from bench.discord_burst import TOKEN as DISCORD_TOKEN  # noqa: E402
 from bench.discord_burst import press as discord_press  # noqa: E402
@@ -86,7 +87,7 @@ from bot.core.identity import Identities  # noqa: E402
 from bot.core.settings import Settings  # noqa: E402
 from bot.frontends.discord import REQUESTS_PER_DM  # noqa: E402
 from bot.schedule.scheduler import LEAD_MARGIN  # noqa: E402
-from tests.fakes.discord_rest import FakeDiscordREST, _json  # noqa: E402
+from tests.fakes.discord_rest import FakeDiscordREST  # noqa: E402
 from tests.fakes.telegram_server import FakeTelegram, Limits  # noqa: E402
 
 SCRIPT = str(Path(__file__).resolve())
@@ -296,26 +297,12 @@ class DiscordFake(FakeDiscordREST):
         return sum(payload.get("type") == 5 for _at, payload in self.callbacks.values())
 
     def _global_only(self) -> web.Response | None:
+        """The global limit alone (opening a DM channel counts against it, on Discord)."""
         now = time.monotonic()
-        window = self._global
-        while window and now - window[0] >= 1.0:
-            window.popleft()
-        if len(window) >= self.global_per_second:
-            self.rejected_429 += 1
-            self.global_429 += 1
-            retry = max(0.01, 1.0 - (now - window[0]))
-            return _json(
-                {"message": "You are being rate limited.", "retry_after": retry, "global": True},
-                429,
-                {
-                    "Via": "1.1 google",
-                    "X-RateLimit-Global": "true",
-                    "X-RateLimit-Scope": "global",
-                    "Retry-After": str(max(1, round(retry))),
-                },
-            )
-        window.append(now)
-        return None
+        refused = self._global_full(now)
+        if refused is None:
+            self._global.append(now)
+        return refused
 
     async def _open_dm(self, request: web.Request) -> web.Response:
         limited = self._global_only()
@@ -367,22 +354,6 @@ async def press_at(
             done += 1
         await asyncio.sleep(0.005)
     return start_mono + (total - 1) / rate
-
-
-class Stalls:
-    """This process's own pauses (the fake server's): a pause of d seconds stamps d seconds
-    of arrivals at one instant, which a sliding one-second window counts as a burst."""
-
-    def __init__(self) -> None:
-        self.lags: list[tuple[float, float]] = []  # (when, seconds late)
-
-    async def watch(self) -> None:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(0.005)
-            late = time.monotonic() - before - 0.005
-            if late > 0.02:
-                self.lags.append((time.monotonic(), late))
 
 
 # -- one run ---------------------------------------------------------------------------------

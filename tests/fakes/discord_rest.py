@@ -129,25 +129,33 @@ class FakeDiscordREST:
 
     # -- limits ------------------------------------------------------------------------
 
-    def _limited(self, channel: int) -> web.Response | None:
-        now = time.monotonic()
+    def _global_full(self, now: float) -> web.Response | None:
+        """The global limit's 429 if one more request now would break it (nothing counted)."""
         window = self._global
         while window and now - window[0] >= 1.0:
             window.popleft()
-        if len(window) >= self.global_per_second:
-            self.rejected_429 += 1
-            self.global_429 += 1
-            retry = max(0.01, 1.0 - (now - window[0]))
-            return _json(
-                {"message": "You are being rate limited.", "retry_after": retry, "global": True},
-                429,
-                {
-                    "Via": "1.1 google",
-                    "X-RateLimit-Global": "true",
-                    "X-RateLimit-Scope": "global",
-                    "Retry-After": str(max(1, round(retry))),
-                },
-            )
+        if len(window) < self.global_per_second:
+            return None
+        self.rejected_429 += 1
+        self.global_429 += 1
+        retry = max(0.01, 1.0 - (now - window[0]))
+        return _json(
+            {"message": "You are being rate limited.", "retry_after": retry, "global": True},
+            429,
+            {
+                "Via": "1.1 google",
+                "X-RateLimit-Global": "true",
+                "X-RateLimit-Scope": "global",
+                "Retry-After": str(max(1, round(retry))),
+            },
+        )
+
+    def _limited(self, channel: int) -> web.Response | None:
+        now = time.monotonic()
+        refused = self._global_full(now)
+        if refused is not None:
+            return refused
+        window = self._global
         bucket = self._channels[channel]
         while bucket and now - bucket[0] >= self.channel_window:
             bucket.popleft()
