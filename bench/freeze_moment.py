@@ -82,6 +82,7 @@ from bench.discord_burst import APPLICATION, CHANNEL, GUILD  # noqa: E402
 from bench.discord_burst import TOKEN as DISCORD_TOKEN  # noqa: E402
 from bench.discord_burst import press as discord_press  # noqa: E402
 from bench.freeze import pct  # noqa: E402
+from bench.telegram_burst import press_at  # noqa: E402
 from bot.app.bootstrap import bootstrap  # noqa: E402
 from bot.core.identity import Identities  # noqa: E402
 from bot.core.settings import Settings  # noqa: E402
@@ -330,30 +331,6 @@ async def post_board(server: TelegramFake) -> int:
     server.user_sends(ORGANIZER, GROUP, "/board")
     await server.wait_for(lambda: len(server.messages(GROUP)) == 1, timeout=60)
     return int(server.messages(GROUP)[0]["message_id"])
-
-
-async def press_at(
-    server: TelegramFake,
-    board_id: int,
-    rate: int,
-    seconds: float,
-    first_user: int,
-    created: dict[str, float],
-) -> float:
-    """rate*seconds presses of the board's button by distinct volunteers, evenly spread (open
-    loop); each is stamped with its intended time. The intended time of the last one."""
-    total = int(rate * seconds)
-    loop = asyncio.get_running_loop()
-    start, start_mono = loop.time(), time.monotonic()
-    done = 0
-    while done < total:
-        due = min(total, int((loop.time() - start) * rate) + 1)
-        while done < due:
-            query = server.user_presses(first_user + done, GROUP, board_id, "pledge")
-            created[query] = start_mono + done / rate
-            done += 1
-        await asyncio.sleep(0.005)
-    return start_mono + (total - 1) / rate
 
 
 # -- one run ---------------------------------------------------------------------------------
