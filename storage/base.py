@@ -93,7 +93,7 @@ class Broadcast:
     key: str
     kind: str
     subject: str
-    recipients: int
+    recipients: int  # added so far: a large broadcast's rest is added in the background
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,12 +261,17 @@ class Storage(abc.ABC):
         with tally posts on if asked, and opted-in volunteers unless told not to; only on
         `platforms` when given) into deliveries, in steps short enough that other writes go
         between them, resumable after a crash; `started` is called once its first rows can
-        be sent. None if the key already exists (an expansion a crash cut short is finished
-        first)."""
+        be sent. Returns after the first step; the rest is added in the background
+        (`expansions_done`). None if the key already exists (an expansion a crash cut
+        short is finished first)."""
 
     @abc.abstractmethod
     async def finish_expansions(self) -> int:
         """Finish expanding the broadcasts a stop interrupted; how many there were."""
+
+    @abc.abstractmethod
+    async def expansions_done(self) -> None:
+        """Wait until every broadcast this process is expanding has all its recipients."""
 
     @abc.abstractmethod
     async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:

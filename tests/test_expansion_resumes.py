@@ -8,6 +8,7 @@ from pathlib import Path
 
 from storage.base import PledgeStatus
 from storage.sqlite import SQLiteStorage, queries
+from storage.sqlite.store import EXPAND_CHUNK
 
 
 def key(n: int) -> bytes:
@@ -68,3 +69,34 @@ async def test_the_outbox_recovery_finishes_it_too(tmp_path: Path) -> None:
         assert await storage.finish_expansions() == 0
     finally:
         await storage.close()
+
+
+async def test_a_large_broadcast_returns_after_its_first_chunk(tmp_path: Path) -> None:
+    """The organizer's answer and the first sends do not wait for every recipient; a stop
+    in the middle leaves the rest to the next start, each recipient once."""
+    path = tmp_path / "bot.sqlite3"
+    storage = SQLiteStorage(path)
+    await storage.open()
+    c = await storage.ensure_campaign("c")
+    await asyncio.gather(
+        *(storage.set_reminders(key(n), True, str(n), "telegram") for n in range(1, 2_501))
+    )
+    made = await storage.create_broadcast(c, "r1", "reminder", "start", "en")
+    assert made is not None and made.recipients == EXPAND_CHUNK
+    await storage.expansions_done()
+    assert await storage.delivery_counts(made.id) == {"pending": 2_500}
+
+    second = await storage.create_broadcast(c, "r2", "reminder", "end", "en")
+    assert second is not None and second.recipients == EXPAND_CHUNK
+    await storage.close()  # stopped while the rest was being added
+
+    restarted = SQLiteStorage(path)
+    await restarted.open()
+    try:
+        assert await restarted.finish_expansions() == 1
+        assert await restarted.delivery_counts(second.id) == {"pending": 2_500}
+        rows = await restarted.claim_deliveries("telegram", 10_000)
+        addresses = [int(row.address) for row in rows if row.broadcast_id == second.id]
+        assert sorted(addresses) == list(range(1, 2_501))
+    finally:
+        await restarted.close()

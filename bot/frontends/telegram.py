@@ -88,6 +88,7 @@ ADMIN_CACHE_SECONDS = 60.0
 TOAST_LIMIT = 200
 COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "start", "done"})
 SEND_ATTEMPTS = 4
+NO_PREVIEW = {"is_disabled": True}  # link_preview_options, as disable_web_page_preview sends it
 
 
 def toast(text: str) -> str:
@@ -142,6 +143,7 @@ class TelegramFrontend:
         self._webhook_secret = secret.get_secret_value() if secret else secrets.token_urlsafe(32)
         self._background: set[asyncio.Future[Any]] = set()
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
+        self.requests = AiohttpRequest(connection_pool_size=256)  # the bot's, not getUpdates
         self.username = ""
         self._admins: dict[tuple[int, int], tuple[float, bool]] = {}
         settings = services.settings
@@ -169,7 +171,7 @@ class TelegramFrontend:
             .token(settings.telegram_token.get_secret_value())
             .base_url(settings.telegram_base_url)
             .base_file_url(settings.telegram_base_file_url)
-            .request(AiohttpRequest(connection_pool_size=256))
+            .request(self.requests)
             .get_updates_request(AiohttpRequest(connection_pool_size=1))
             .concurrent_updates(True)
             .build()
@@ -670,16 +672,21 @@ class TelegramFrontend:
                 if recording:
                     await self.pacer.before_send(on_send)
                 try:
-                    await bot.send_message(
-                        chat_id,
-                        html.escape(piece, quote=False),
-                        parse_mode=ParseMode.HTML,
-                        disable_web_page_preview=True,
-                        reply_markup=keyboard(Reply(piece, buttons))
-                        if number == len(pieces)
-                        else None,
-                        # Paid broadcast (opt-in): up to 1000 messages/s, charged in Stars.
-                        allow_paid_broadcast=True if self.paid_broadcast else None,
+                    # The answer (a Message) is not read: no PTB object is built from it.
+                    await self.requests.post_form(
+                        bot.base_url,
+                        "sendMessage",
+                        {
+                            "chat_id": chat_id,
+                            "text": html.escape(piece, quote=False),
+                            "parse_mode": ParseMode.HTML,
+                            "link_preview_options": NO_PREVIEW,
+                            "reply_markup": keyboard(Reply(piece, buttons))
+                            if number == len(pieces)
+                            else None,
+                            # Paid broadcast (opt-in): up to 1000 messages/s, charged in Stars.
+                            "allow_paid_broadcast": True if self.paid_broadcast else None,
+                        },
                     )
                     break
                 except RetryAfter as error:

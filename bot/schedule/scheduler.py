@@ -89,7 +89,7 @@ class ReminderScheduler:
             started=self.on_broadcast,  # sending starts while the rest is being added
         )
         if made is not None:
-            log.info("reminder %s: %d recipients", rung, made.recipients)
+            log.info("reminder %s: sending, %d recipients so far", rung, made.recipients)
             self.on_broadcast()
         return made
 

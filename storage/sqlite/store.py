@@ -80,6 +80,8 @@ class SQLiteStorage(Storage):
             after_commit=self._cut_wal,
         )
         self.wal_truncates = 0  # how many times the WAL was cut (tests, benchmarks)
+        # Broadcasts whose volunteers are being added after the first chunk, by id.
+        self._expanding: dict[int, asyncio.Task[int]] = {}
         self._wipe_owed = False  # a cut failed: the next erasure's cut, close or open does it
 
     # -- lifecycle -----------------------------------------------------------------
@@ -105,6 +107,9 @@ class SQLiteStorage(Storage):
         disk is full or the file read-only (what cannot be cut now is cut at the next open)."""
         if self._conn is None:
             return
+        for task in list(self._expanding.values()):
+            task.cancel()  # the next start finishes it (finish_expansions)
+        await asyncio.gather(*self._expanding.values(), return_exceptions=True)
         await self._writer.close()
         await self._reads.close()
         inline, self._inline = self._inline, None
@@ -379,8 +384,9 @@ class SQLiteStorage(Storage):
         return made
 
     async def _expand(self, broadcast_id: int, started: Callable[[], object] | None) -> int:
-        """Add a broadcast's volunteers, EXPAND_CHUNK per transaction; its recipients."""
-        first = True
+        """Add a broadcast's first EXPAND_CHUNK volunteers, and the rest in the background
+        (`_expand_rest`): the organizer's answer and the first sends do not wait for a
+        million rows. How many recipients it has so far."""
         loop = asyncio.get_running_loop()
         recipients = 0
         while True:
@@ -388,26 +394,64 @@ class SQLiteStorage(Storage):
             recipients, finished, ended = await self._call(
                 lambda db: queries.expand_step(db, broadcast_id, EXPAND_CHUNK)
             )
-            if first and started is not None:
+            if started is not None:
                 started()
-            first = False
+                started = None
+            if finished:
+                if ended:
+                    await self._wipe_quietly("the campaign's end")
+                return recipients
+            if recipients - before >= EXPAND_CHUNK:  # a full chunk: more are coming
+                break
+        rest = (loop.time() - began) * EXPAND_REST
+        task = asyncio.create_task(self._expand_rest(broadcast_id, rest))
+        self._expanding[broadcast_id] = task
+        task.add_done_callback(lambda done: self._expanded(broadcast_id, done))
+        return recipients
+
+    def _expanded(self, broadcast_id: int, task: asyncio.Task[int]) -> None:
+        """A background expansion ended: forget it; a failure is logged (the next start
+        finishes it, see `finish_expansions`)."""
+        self._expanding.pop(broadcast_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "storage: adding a broadcast's recipients stopped; the next start resumes it",
+                exc_info=task.exception(),
+            )
+
+    async def _expand_rest(self, broadcast_id: int, rest: float = 0.0) -> int:
+        """Add a broadcast's remaining volunteers, EXPAND_CHUNK per transaction, resting
+        EXPAND_REST times as long as each chunk took; its recipients."""
+        loop = asyncio.get_running_loop()
+        while True:
+            # Leave the writer to everything else most of the time: presses must not queue
+            # behind a million recipients, and sending (1,000/s at most) needs far fewer
+            # rows per second than a free-running expansion adds.
+            await asyncio.sleep(rest)
+            began = loop.time()
+            recipients, finished, ended = await self._call(
+                lambda db: queries.expand_step(db, broadcast_id, EXPAND_CHUNK)
+            )
             if finished:
                 break
-            if recipients - before >= EXPAND_CHUNK:  # a full chunk: more are coming
-                # Leave the writer to everything else most of the time: presses must not
-                # queue behind a million recipients, and sending (1,000/s at most) needs far
-                # fewer rows per second than a free-running expansion adds.
-                await asyncio.sleep((loop.time() - began) * EXPAND_REST)
+            rest = (loop.time() - began) * EXPAND_REST
         if ended:
             await self._wipe_quietly("the campaign's end")
         return recipients
 
+    async def expansions_done(self) -> None:
+        """Wait until the broadcasts this process is expanding have all their recipients."""
+        while self._expanding:
+            await asyncio.gather(*self._expanding.values(), return_exceptions=True)
+
     async def finish_expansions(self) -> int:
-        """Finish adding the volunteers of broadcasts a stop interrupted; how many."""
+        """Finish adding the volunteers of broadcasts a stop interrupted; how many. (One
+        this process is adding in the background is left to it.)"""
         unfinished = await self._call(queries.unfinished_expansions)
-        for broadcast_id in unfinished:
-            await self._expand(broadcast_id, None)
-        return len(unfinished)
+        left = [b for b in unfinished if b not in self._expanding]
+        for broadcast_id in left:
+            await self._expand_rest(broadcast_id)
+        return len(left)
 
     async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:
         """Keep an organizer's announcement (texts per language) until it is sent; its id."""
