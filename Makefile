@@ -4,7 +4,9 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run console test lint bench locales clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run console test lint bench locales clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +20,14 @@ run: $(STAMP)  ## install, then run every front-end with a token (the console wh
 console: $(STAMP)
 	$(BIN)/coalition-bot console
 
-test: $(STAMP)  ## install, then lint and run the whole test suite
+# Debian packages the tests use, installed when absent: PostgreSQL's server (the tests
+# start a throwaway one as an unprivileged user; tests/postgres_server.py).
+system-packages:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+		{ $(SUDO) apt-get update -q && \
+		  $(SUDO) apt-get install -y -q --no-install-recommends postgresql; }
+
+test: $(STAMP) system-packages  ## install, then lint and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

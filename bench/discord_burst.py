@@ -118,6 +118,7 @@ async def main() -> None:
                 client = frontend.client
                 await client.login(TOKEN)  # GET /users/@me, then setup_hook
                 client._connection.application_id = APPLICATION
+                await frontend.lead()  # the only process: it edits the boards
                 ref = await frontend.publish_board(str(GUILD), CHANNEL)
                 board_id = int(ref.split(":")[1])
                 board = rest._message(CHANNEL, board_id, {})

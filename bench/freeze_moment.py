@@ -776,6 +776,7 @@ async def discord_child() -> None:
         client = frontend.client
         await client.login(DISCORD_TOKEN)  # GET /users/@me, then setup_hook
         client._connection.application_id = APPLICATION
+        await frontend.lead()  # the only process: it edits the boards
         outbox.register(frontend)
         await outbox.recover()
         await scheduler.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -139,6 +140,26 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Finish pending work and disconnect."""
+
+    # -- several processes on one database ---------------------------------------------
+    # The platforms' limits are per bot: one process at a time (the leader) schedules,
+    # sends and edits boards. A SQLite file has one process, which always leads.
+
+    async def try_lead(self) -> bool:
+        """Become the leader if no process is; whether this process leads now."""
+        return True
+
+    async def lead_lost(self) -> None:
+        """Return once this process may no longer lead (never, with one process)."""
+        await asyncio.Event().wait()
+
+    async def publish(self, topic: str) -> None:
+        """Tell the other processes on this database that `topic` changed (none here)."""
+        return None
+
+    async def subscribe(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(topic)` for each topic another process publishes (none here)."""
+        return None
 
     @abc.abstractmethod
     async def ensure_campaign(self, slug: str) -> int:

@@ -3,9 +3,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
+import itertools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from bot.core.settings import Settings
 from bot.frontends.console import Console
 from bot.services.container import Services
 from bot.services.dispatch import Dispatcher
+from tests.postgres_server import ThrowawayPostgres
 
 # python-telegram-bot 22: opt in to timedelta retry_after, as the production entry point does.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
@@ -52,6 +54,36 @@ async def eventually(
                     what = repr(check)
             raise AssertionError(f"never true within {timeout} s: {what}")
         await asyncio.sleep(interval)
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[ThrowawayPostgres]:
+    """One throwaway PostgreSQL server for the whole session (fails if it cannot start:
+    PostgreSQL tests never skip; `pytest -m 'not postgres'` leaves them out)."""
+    with ThrowawayPostgres() as server:
+        yield server
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: ThrowawayPostgres) -> AsyncIterator[str]:
+    """A new empty database on the session's server, dropped after the test."""
+    import asyncpg
+
+    name = f"test_{os.getpid()}_{next(_databases)}"
+    admin = await asyncpg.connect(postgres_server.url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield postgres_server.url.rsplit("/", 1)[0] + "/" + name
+    admin = await asyncpg.connect(postgres_server.url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

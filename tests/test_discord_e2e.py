@@ -94,6 +94,7 @@ async def world(tmp_path: Path, locale: dict[str, str]) -> AsyncIterator[World]:
         mods = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
         mod = guild.add_member(env.create_user("mod"), roles=[mods])
         await env.start()
+        await frontend.lead()  # the only process: it leads
         try:
             yield World(env, services, frontend, guild, channel, mod, locale)
         finally:
@@ -269,6 +270,7 @@ async def test_a_slow_answer_is_deferred_first(tmp_path: Path, locale: dict[str,
         channel = guild.create_text_channel("general")
         member = guild.add_member(env.create_user("patient"))
         await env.start()
+        await frontend.lead()  # the only process: it leads
         try:
             result = await member.slash(channel, "slowtally")
             callbacks = [r for r in env.http_requests if r.path.endswith("/callback")]

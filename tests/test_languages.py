@@ -163,6 +163,7 @@ async def test_discord_is_given_the_spanish_names_for_its_spanish_locales(
         frontend = DiscordFrontend(services, dispatcher)
         env = simcord.Env(frontend.client, shard_count=1, settle_timeout=3 * WAIT)
         await env.start()
+        await frontend.lead()  # the only process: it leads
         try:
             puts = [
                 r for r in env.http_requests if r.method == "PUT" and r.path.endswith("/commands")

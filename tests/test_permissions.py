@@ -190,6 +190,7 @@ async def telegram(tmp_path: Path) -> AsyncIterator[TelegramWorld]:
         async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
             frontend = TelegramFrontend(services, dispatcher)
             await frontend.start()
+            await frontend.lead()
             try:
                 yield TelegramWorld(server, frontend)
             finally:
@@ -315,6 +316,7 @@ async def discord_world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         }
         channels = (home.create_text_channel("general"), stranger.create_text_channel("chat"))
         await env.start()
+        await frontend.lead()  # the only process: it leads
         try:
             # Discord hides managers' commands from others; a server may open them to all,
             # and then only the bot's own check stands.

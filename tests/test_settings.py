@@ -44,6 +44,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ({"COALITION_CAMPAIGN_GOAL": "0"}, "COALITION_CAMPAIGN_GOAL", "greater than"),
         ({"COALITION_TALLY_POST_HOURS": "0"}, "COALITION_TALLY_POST_HOURS", "greater than"),
         ({"COALITION_TALLY_POST_HOURS": "daily"}, "COALITION_TALLY_POST_HOURS", "integer"),
+        (
+            {"COALITION_DATABASE_URL": "mysql://bot:hunter2@db/coalition"},
+            "COALITION_DATABASE_URL",
+            "use postgresql://",
+        ),
+        (
+            {"COALITION_DATABASE_URL": "postgresql://bot:hunter2@db/coalition"},
+            "COALITION_PEPPER",
+            "same pepper",
+        ),
     ],
 )
 def test_wrong_setting_is_named(
@@ -58,8 +68,9 @@ def test_wrong_setting_is_named(
     assert says in line
     assert "\n" not in line
     for value in env.values():
-        if "TOKEN" in setting or "PEPPER" in setting:
+        if "TOKEN" in setting or "PEPPER" in setting or "DATABASE_URL" in setting:
             assert value not in line
+    assert "hunter2" not in line
 
 
 def test_good_settings_and_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,6 +58,7 @@ async def telegram_world(
         async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
             frontend = TelegramFrontend(services, dispatcher)
             await frontend.start()
+            await frontend.lead()  # the only process: it leads
             try:
                 yield World(server, frontend, services)
             finally:
@@ -272,6 +273,7 @@ async def test_token_never_reaches_the_logs(
             async with bootstrap(settings) as (services, dispatcher):
                 frontend = TelegramFrontend(services, dispatcher)
                 await frontend.start()
+                await frontend.lead()
                 server.user_sends(960, 960, "/pledge")
                 await server.wait_for(lambda: len(server.messages(960)) == 1, WAIT)
                 server.fail_next("sendMessage", status=500)
@@ -305,6 +307,7 @@ async def test_webhook_mode_checks_the_secret_and_answers_in_the_response(
         async with bootstrap(settings) as (services, dispatcher):
             frontend = TelegramFrontend(services, dispatcher, web)
             await frontend.start()
+            await frontend.lead()
             await web.start()
             try:
                 assert server.webhook_info()["max_connections"] == 100  # not Telegram's 40
@@ -508,6 +511,7 @@ async def test_the_report_still_comes_after_a_restart(world: World) -> None:
     await world.frontend.stop()
     restarted = TelegramFrontend(world.services, world.frontend.dispatcher)
     await restarted.start()
+    await restarted.lead()
     try:
         outbox = Outbox(world.services)
         outbox.register(restarted)

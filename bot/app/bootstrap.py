@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from bot.app.logs import redact
@@ -17,6 +18,7 @@ from bot.services.campaign import Campaign
 from bot.services.container import Services
 from bot.services.dispatch import Dispatcher
 from handlers import build_registry
+from storage.base import Storage
 from storage.sqlite import SQLiteStorage
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,23 @@ log = logging.getLogger(__name__)
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+def make_storage(settings: Settings) -> Storage:
+    """PostgreSQL when a database URL is set, else the SQLite file (the default)."""
+    if settings.database_url is not None:
+        from storage.postgres import PostgresStorage  # asyncpg only when asked for
+
+        return PostgresStorage(settings.database_url.get_secret_value())
+    return SQLiteStorage(settings.db_path)
+
+
+def storage_name(settings: Settings) -> str:
+    """Which database, for the logs: never a password."""
+    if settings.database_url is not None:
+        where = urlsplit(settings.database_url.get_secret_value())
+        return f"PostgreSQL on {where.hostname or 'localhost'}:{where.port or 5432}"
+    return f"SQLite {settings.db_path.name}"
 
 
 @asynccontextmanager
@@ -38,7 +57,7 @@ async def bootstrap(
         settings.pepper_file,
     )
     redact(pepper.decode())  # read from its file: scrubbed from the logs like the others
-    storage = SQLiteStorage(settings.db_path)
+    storage = make_storage(settings)
     await storage.open()
     try:
         campaign_id = await storage.ensure_campaign(settings.campaign_slug)
@@ -73,10 +92,10 @@ async def bootstrap(
             clock=clock,
         )
         log.info(
-            "ready: campaign %s, %d commands, storage %s",
+            "ready: campaign %s, %d commands, %s",
             campaign.slug,
             len(services.registry),
-            settings.db_path.name,
+            storage_name(settings),
         )
         yield services, Dispatcher(services)
     finally:

@@ -11,12 +11,15 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import discord
 from telegram.error import TelegramError
 
 from bot.app.bootstrap import bootstrap
 from bot.app.logs import setup_logging
+from bot.app.relay import Relay
+from bot.app.roles import lead_when_possible
 from bot.core.settings import ConfigError, Settings, load_settings
 from bot.delivery.outbox import Outbox
 from bot.frontends.console import Console
@@ -51,8 +54,14 @@ def _secrets(settings: Settings) -> list[str]:
         settings.discord_token,
         settings.pepper,
         settings.telegram_webhook_secret,
+        settings.database_url,
     ]
-    return [v.get_secret_value() for v in values if v is not None]
+    found = [v.get_secret_value() for v in values if v is not None]
+    if settings.database_url is not None:  # its password alone, wherever a driver quotes it
+        password = urlsplit(settings.database_url.get_secret_value()).password
+        if password:
+            found.append(password)
+    return found
 
 
 async def _until_stopped() -> None:
@@ -102,18 +111,28 @@ async def _run(settings: Settings, command: str) -> int:
             "discord": settings.discord_rate_overall / REQUESTS_PER_DM,
         }
         scheduler = ReminderScheduler(services, outbox.wake, rates=rates)
+        relay = Relay(services)
+        stopping = asyncio.Event()
+        leading: asyncio.Task[None] | None = None
         try:
+            await relay.start()
             for frontend in frontends:
                 await frontend.start()
                 outbox.register(frontend)
+                relay.board_listeners.append(frontend.follow_boards)
+                relay.progress_listeners.append(frontend.resume_progress)
             await web.start()
-            await outbox.recover()
-            await scheduler.start()
-            outbox.start()
+            leading = asyncio.create_task(
+                lead_when_possible(services, outbox, scheduler, frontends, stopping)
+            )
             await _until_stopped()
         finally:
+            stopping.set()
+            if leading is not None:
+                await asyncio.gather(leading, return_exceptions=True)
             await scheduler.stop()
             await outbox.stop()
+            await relay.close()
             await web.stop()
             for frontend in reversed(frontends):
                 await frontend.stop()

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     data_dir: Path = Path("data")
     database_path: Path | None = None
+    # PostgreSQL instead of the SQLite file, for several processes on one database.
+    database_url: SecretStr | None = None
     pepper: SecretStr | None = None
     pepper_file: Path | None = None
     default_language: str = SOURCE_LANGUAGE  # one of the catalogs in locales_dir
@@ -145,6 +147,15 @@ class Settings(BaseSettings):
             raise ValueError("use 16 to 256 characters among A-Z, a-z, 0-9, _ and -")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        if not re.fullmatch(r"postgres(ql)?://\S+", value.get_secret_value()):
+            raise ValueError("use postgresql://user[:password]@host[:port]/database")
+        return value
+
     @field_validator("pepper")
     @classmethod
     def _pepper_strength(cls, value: SecretStr | None) -> SecretStr | None:
@@ -204,6 +215,15 @@ class Settings(BaseSettings):
             and self.campaign_end <= self.campaign_start
         ):
             raise ValueError("campaign_end: the freeze window ends before it starts")
+        return self
+
+    @model_validator(mode="after")
+    def _shared_pepper(self) -> Settings:
+        if self.database_url is not None and self.pepper is None and self.pepper_file is None:
+            raise ValueError(
+                "pepper: required with COALITION_DATABASE_URL (or COALITION_PEPPER_FILE): "
+                "every process must hash ids with the same pepper"
+            )
         return self
 
     @property

@@ -45,12 +45,23 @@ class BoardUpdater:
         self._dirty: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._failures: dict[str, int] = {}
+        # Only the leading process edits boards (one pace per board, however many
+        # processes); another one tells the leader instead (`untracked`).
+        self.leading = True
+        self.untracked: Callable[[], None] = lambda: None
 
     def track(self, chat_id: str, ref: str, reply: Reply) -> None:
         """Remember a board just posted (or found at start-up) and the text it shows."""
+        if not self.leading:
+            self.untracked()  # it is stored: the leader picks it up
+            return
         self._refs[chat_id] = ref
         self._shown[chat_id] = reply.text
         self._last_edit[chat_id] = self._clock()
+
+    def tracks(self, chat_id: str, ref: str) -> bool:
+        """Whether this board (this message) is followed here."""
+        return self._refs.get(chat_id) == ref
 
     def moved(self, old_chat_id: str, new_chat_id: str) -> None:
         """Follow a community to its new chat id."""
@@ -112,3 +123,12 @@ class BoardUpdater:
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def release(self) -> None:
+        """Stop editing every board (this process no longer leads)."""
+        self.leading = False
+        await self.close()
+        for table in (self._refs, self._shown, self._last_edit, self._failures):
+            table.clear()
+        self._dirty.clear()
+        self._tasks.clear()

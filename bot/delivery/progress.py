@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core import i18n
-from bot.services.container import Services
+from bot.services.container import PROGRESS, Services
 from bot.services.render import progress_text, remaining, report_text
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ class ProgressReports:
         self._followed: dict[int, _Followed] = {}
         self._stores: set[asyncio.Task[None]] = set()
         services.delivery_listeners.append(self.changed)
+        # Only the leading process (the one sending) edits progress messages; another one
+        # stores where its message is and tells the leader.
+        self.leading = True
 
     def follow(
         self,
@@ -64,19 +67,30 @@ class ProgressReports:
     ) -> None:
         """Edit a progress message as the broadcast goes, then into its final report;
         `where` (with a "platform" key) lets a restarted process find it again."""
-        followed = _Followed(locale, edit, last_edit=asyncio.get_running_loop().time())
-        self._followed[broadcast_id] = followed
         if where is not None:
             stored = json.dumps({**where, "locale": locale}, sort_keys=True)
-            task = asyncio.create_task(self.services.storage.set_progress(broadcast_id, stored))
+            task = asyncio.create_task(self._store(broadcast_id, stored))
             self._stores.add(task)
             task.add_done_callback(self._stores.discard)
+        if not self.leading:
+            return  # stored: the leader follows it (told once it is stored)
+        followed = _Followed(locale, edit, last_edit=asyncio.get_running_loop().time())
+        self._followed[broadcast_id] = followed
         self._schedule(broadcast_id)
+
+    async def _store(self, broadcast_id: int, stored: str) -> None:
+        await self.services.storage.set_progress(broadcast_id, stored)
+        if not self.leading and self.services.relay is not None:
+            self.services.relay(PROGRESS)
 
     async def resume(self, platform: str, editor: Callable[[dict[str, Any]], Edit]) -> None:
         """Follow again the platform's progress messages a previous process left unfinished;
         `editor` turns a stored `where` into a way to edit (or replace) that message."""
+        if not self.leading:
+            return
         for broadcast_id, stored in await self.services.storage.open_progress(platform):
+            if broadcast_id in self._followed:
+                continue  # followed already
             where = json.loads(stored)
             self.follow(broadcast_id, str(where.get("locale", "")), editor(where))
 
@@ -131,6 +145,16 @@ class ProgressReports:
     async def settle(self) -> None:
         """Wait until the reports being followed are final (bound it with asyncio.timeout)."""
         await asyncio.gather(*(f.done.wait() for f in list(self._followed.values())))
+
+    async def release(self) -> None:
+        """Stop editing progress messages (this process no longer leads); they stay stored
+        for the next leader."""
+        self.leading = False
+        tasks = [f.task for f in self._followed.values() if f.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._followed.clear()
 
     async def close(self) -> None:
         """Stop following (at shutdown)."""

@@ -38,7 +38,7 @@ from bot.delivery.boards import BoardUpdater, Latest
 from bot.delivery.outbox import OnSend, Outcome, RetryLater
 from bot.delivery.pacing import Pacer
 from bot.delivery.progress import Edit, ProgressReports
-from bot.services.container import Services
+from bot.services.container import BOARDS, Services
 from bot.services.dispatch import Dispatcher
 from bot.services.registry import Command
 from bot.services.render import render_board
@@ -182,6 +182,9 @@ class DiscordFrontend:
         )
         services.count_listeners.append(lambda: self.boards.touch(None))
         self.progress = ProgressReports(services, settings.board_interval)
+        # Boards and progress messages are edited by the leading process only (`lead`).
+        self.boards.leading = self.progress.leading = False
+        self.boards.untracked = self._tell_leader_of_boards
         self._dm_channels: OrderedDict[int, int] = OrderedDict()
         self.client = self.build_client()
 
@@ -261,10 +264,6 @@ class DiscordFrontend:
         await self.tree.set_translator(CatalogTranslator(self.services))
         self.client.add_view(BoardView(self))
         self.client.add_view(ActionView(self))
-        for chat_id, ref in await self.services.storage.boards("discord"):
-            self.boards.track(chat_id, ref, await self._render_board(chat_id))
-            self.boards.touch(chat_id)
-        await self.progress.resume("discord", self._report_by_dm)
         sync = self.services.settings.discord_sync
         if sync == "global":
             await self.tree.sync()
@@ -282,6 +281,34 @@ class DiscordFrontend:
         await self.client.login(token.get_secret_value())
         self._gateway = asyncio.create_task(self.client.connect())
         log.info("discord: logged in as %s", self.client.user)
+
+    async def lead(self) -> None:
+        """This process leads: edit the boards and progress messages."""
+        self.boards.leading = self.progress.leading = True
+        await self.follow_boards()
+        await self.resume_progress()
+
+    async def follow(self) -> None:
+        """Another process leads (or none): stop editing."""
+        await self.boards.release()
+        await self.progress.release()
+
+    def _tell_leader_of_boards(self) -> None:
+        if self.services.relay is not None:
+            self.services.relay(BOARDS)
+
+    async def resume_progress(self) -> None:
+        """Edit every stored unfinished progress message not followed yet (when leading)."""
+        await self.progress.resume("discord", self._report_by_dm)
+
+    async def follow_boards(self) -> None:
+        """Edit every stored board this process does not edit yet (when leading)."""
+        if not self.boards.leading:
+            return
+        for chat_id, ref in await self.services.storage.boards("discord"):
+            if not self.boards.tracks(chat_id, ref):
+                self.boards.track(chat_id, ref, await self._render_board(chat_id))
+                self.boards.touch(chat_id)
 
     async def stop(self) -> None:
         """Disconnect."""

@@ -71,7 +71,7 @@ from bot.delivery.outbox import OnSend, Outcome, RetryLater
 from bot.delivery.pacing import LatestOnly, Pacer
 from bot.delivery.progress import Edit, ProgressReports
 from bot.frontends.telegram_http import AiohttpRequest, NotSent, slim_update
-from bot.services.container import Services
+from bot.services.container import BOARDS, Services
 from bot.services.dispatch import Dispatcher
 from bot.services.registry import split_command
 from bot.services.render import render_board
@@ -158,6 +158,9 @@ class TelegramFrontend:
         )
         services.count_listeners.append(lambda: self.boards.touch(None))
         self.progress = ProgressReports(services, services.settings.board_interval)
+        # Boards and progress messages are edited by the leading process only (`lead`).
+        self.boards.leading = self.progress.leading = False
+        self.boards.untracked = self._tell_leader_of_boards
         self.group_answers: LatestOnly[Reply] = LatestOnly(self._send_group_answer)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -186,16 +189,12 @@ class TelegramFrontend:
         return application
 
     async def start(self) -> None:
-        """Connect, publish the command menus, find the boards, and take updates: by webhook
-        when a public URL is configured, else by long polling."""
+        """Connect, publish the command menus and, with a public URL, take updates by
+        webhook (every process may; without one, only the leader polls: see `lead`)."""
         self.application = self.build()
         await self.application.initialize()
         self.username = self.application.bot.username or ""
         await self.publish_commands()
-        for chat_id, ref in await self.services.storage.boards("telegram"):
-            self.boards.track(chat_id, ref, await self._render_board(chat_id))
-            self.boards.touch(chat_id)
-        await self.progress.resume("telegram", self._editor)
         url = self.services.settings.telegram_webhook_url
         if url:
             if self.web is None:
@@ -210,12 +209,48 @@ class TelegramFrontend:
             await self.application.start()
             log.info("telegram: webhook mode as @%s", self.username)
             return
-        assert self.application.updater is not None
-        await self.application.updater.start_polling(
-            poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES
-        )
         await self.application.start()
-        log.info("telegram: polling as @%s", self.username)
+
+    async def lead(self) -> None:
+        """This process leads: edit the boards and progress messages, and take updates by
+        long polling when there is no webhook (Telegram allows one poller per bot)."""
+        assert self.application is not None
+        self.boards.leading = self.progress.leading = True
+        await self.follow_boards()
+        await self.resume_progress()
+        updater = self.application.updater
+        polling = not self.services.settings.telegram_webhook_url
+        if polling and updater is not None and not updater.running:
+            await updater.start_polling(
+                poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES
+            )
+            log.info("telegram: polling as @%s", self.username)
+
+    async def follow(self) -> None:
+        """Another process leads (or none): stop editing and polling."""
+        await self.boards.release()
+        await self.progress.release()
+        if self.application is not None:
+            updater = self.application.updater
+            if updater is not None and updater.running:
+                await updater.stop()
+
+    def _tell_leader_of_boards(self) -> None:
+        if self.services.relay is not None:
+            self.services.relay(BOARDS)
+
+    async def resume_progress(self) -> None:
+        """Edit every stored unfinished progress message not followed yet (when leading)."""
+        await self.progress.resume("telegram", self._editor)
+
+    async def follow_boards(self) -> None:
+        """Edit every stored board this process does not edit yet (when leading)."""
+        if not self.boards.leading:
+            return
+        for chat_id, ref in await self.services.storage.boards("telegram"):
+            if not self.boards.tracks(chat_id, ref):
+                self.boards.track(chat_id, ref, await self._render_board(chat_id))
+                self.boards.touch(chat_id)
 
     async def on_webhook(self, request: web.Request) -> web.Response:
         """One update posted by Telegram. A button press is answered in the HTTP response

@@ -18,6 +18,13 @@ from storage.base import Storage
 
 log = logging.getLogger(__name__)
 
+# What other processes are told of (Services.relay).
+COUNTS = "counts"
+BROADCASTS = "broadcasts"
+SCHEDULE = "schedule"
+BOARDS = "boards"
+PROGRESS = "progress"
+
 
 @dataclass(slots=True)
 class Services:
@@ -47,25 +54,35 @@ class Services:
     delivery_listeners: list[Callable[[], None]] = field(default_factory=list)
     # One organizer's change of the window or the ladder at a time.
     schedule_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Other processes on the same database (PostgreSQL): told of the same changes by
+    # topic (bot.app.relay). None with one process.
+    relay: Callable[[str], None] | None = None
 
-    def counts_changed(self) -> None:
-        """Tell every live board (every platform's) that pledge counts changed."""
+    def counts_changed(self, *, relayed: bool = False) -> None:
+        """Tell every live board (every platform's) that pledge counts changed; `relayed`:
+        the news came from another process (so it is not sent on again)."""
         for listener in self.count_listeners:
             listener()
+        if self.relay is not None and not relayed:
+            self.relay(COUNTS)
 
     def deliveries_changed(self) -> None:
         """Tell progress messages that the outbox recorded how some deliveries went."""
         for listener in self.delivery_listeners:
             listener()
 
-    def broadcast_created(self) -> None:
+    def broadcast_created(self, *, relayed: bool = False) -> None:
         """Tell the outbox that a new broadcast's deliveries are waiting."""
         for listener in self.broadcast_listeners:
             listener()
+        if self.relay is not None and not relayed:
+            self.relay(BROADCASTS)
 
-    async def schedule_changed(self) -> None:
+    async def schedule_changed(self, *, relayed: bool = False) -> None:
         """Tell the scheduler that the stored window or ladder changed (the change is already
         stored: a listener that fails is logged, and the next start-up rebuilds anyway)."""
+        if self.relay is not None and not relayed:
+            self.relay(SCHEDULE)
         for listener in list(self.schedule_listeners):
             try:
                 await listener()
