@@ -54,6 +54,21 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             "COALITION_PEPPER",
             "same pepper",
         ),
+        (
+            {
+                "COALITION_DATABASE_URL": "postgresql://bot:hunter2@db/coalition",
+                "COALITION_PEPPER": "p" * 40,
+                "COALITION_TELEGRAM_WEBHOOK_URL": "https://bot.example.org/telegram",
+            },
+            "COALITION_TELEGRAM_WEBHOOK_SECRET",
+            "same secret",
+        ),
+        ({"COALITION_DISCORD_SHARD_IDS": "0,1"}, "COALITION_DISCORD_SHARD_COUNT", "split"),
+        (
+            {"COALITION_DISCORD_SHARD_IDS": "0,2", "COALITION_DISCORD_SHARD_COUNT": "2"},
+            "COALITION_DISCORD_SHARD_IDS",
+            "from 0 to",
+        ),
     ],
 )
 def test_wrong_setting_is_named(

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     discord_organizer_role: int | None = None
     discord_home_guild_id: int | None = Field(default=None, ge=1)
     discord_shard_count: int | None = Field(default=None, ge=1, le=10000)
+    # The shards this process connects (several processes split them); empty: all.
+    discord_shard_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     discord_rate_overall: float = Field(default=45.0, gt=0, le=50)
     telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     telegram_webhook_secret: SecretStr | None = None
@@ -100,15 +102,15 @@ class Settings(BaseSettings):
     rate_limit_seconds: float = Field(default=10.0, gt=0, le=3600)
 
     _validate_ids = field_validator(
-        "telegram_organizer_ids", "discord_organizer_ids", mode="before"
+        "telegram_organizer_ids", "discord_organizer_ids", "discord_shard_ids", mode="before"
     )(_id_set)
 
-    @field_validator("telegram_organizer_ids", "discord_organizer_ids")
+    @field_validator("telegram_organizer_ids", "discord_organizer_ids", "discord_shard_ids")
     @classmethod
     def _numeric_ids(cls, value: frozenset[str]) -> frozenset[str]:
         for item in value:
             if not item.isdigit():
-                raise ValueError("must be numeric user ids separated by commas")
+                raise ValueError("must be numbers separated by commas")
         return value
 
     @field_validator("campaign_timezone")
@@ -215,6 +217,32 @@ class Settings(BaseSettings):
             and self.campaign_end <= self.campaign_start
         ):
             raise ValueError("campaign_end: the freeze window ends before it starts")
+        return self
+
+    @model_validator(mode="after")
+    def _shards(self) -> Settings:
+        if not self.discord_shard_ids:
+            return self
+        if self.discord_shard_count is None:
+            raise ValueError(
+                "discord_shard_count: set it with COALITION_DISCORD_SHARD_IDS (the total "
+                "number of shards the processes split)"
+            )
+        if any(int(shard) >= self.discord_shard_count for shard in self.discord_shard_ids):
+            raise ValueError(
+                "discord_shard_ids: shard ids go from 0 to COALITION_DISCORD_SHARD_COUNT - 1"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _several_processes(self) -> Settings:
+        if self.database_url is None:
+            return self
+        if self.telegram_webhook_url and self.telegram_webhook_secret is None:
+            raise ValueError(
+                "telegram_webhook_secret: required with COALITION_DATABASE_URL and a "
+                "webhook: every process must check the same secret"
+            )
         return self
 
     @model_validator(mode="after")

@@ -198,6 +198,8 @@ class DiscordFrontend:
         options: dict[str, Any] = {}
         if settings.discord_shard_count is not None:
             options["shard_count"] = settings.discord_shard_count
+        if settings.discord_shard_ids:  # this process's share of the shards
+            options["shard_ids"] = sorted(int(shard) for shard in settings.discord_shard_ids)
         client = CoalitionClient(
             self,
             intents=intents,
