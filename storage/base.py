@@ -153,6 +153,12 @@ class Storage(abc.ABC):
         """Return once this process may no longer lead (never, with one process)."""
         await asyncio.Event().wait()
 
+    async def take_command_token(self, key: bytes, rate: int, period: float) -> bool | None:
+        """Take one of a volunteer's `rate` commands per `period` seconds from a bucket every
+        process shares: whether one was left. None: one process, whose own bucket is the
+        limit."""
+        return None
+
     async def publish(self, topic: str) -> None:
         """Tell the other processes on this database that `topic` changed (none here)."""
         return None

@@ -88,7 +88,11 @@ async def bootstrap(
             identities=Identities(pepper),
             registry=build_registry(catalogs.languages),
             campaign=campaign,
-            flood=FloodGuard(settings.rate_limit_commands, settings.rate_limit_seconds),
+            flood=FloodGuard(
+                settings.rate_limit_commands,
+                settings.rate_limit_seconds,
+                shared=storage.take_command_token,
+            ),
             clock=clock,
         )
         log.info(

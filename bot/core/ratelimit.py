@@ -1,8 +1,10 @@
-"""Per-volunteer flood control: a token bucket per person (aiolimiter), kept in a bounded LRU."""
+"""Per-volunteer flood control: a token bucket per person (aiolimiter), kept in a bounded LRU;
+with several processes on one database, a second bucket that every process shares."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from enum import Enum
 
 from aiolimiter import AsyncLimiter
@@ -21,10 +23,20 @@ class FloodGuard:
     keyed hash, in memory; /forget does not drop it, so erasing your data never buys a fresh
     allowance (it leaves the LRU like any other)."""
 
-    def __init__(self, rate: int, period: float, max_tracked: int = 50_000) -> None:
+    def __init__(
+        self,
+        rate: int,
+        period: float,
+        max_tracked: int = 50_000,
+        shared: Callable[[bytes, int, float], Awaitable[bool | None]] | None = None,
+    ) -> None:
         self.rate = rate
         self.period = period
         self.max_tracked = max_tracked
+        # The bucket every process shares (Storage.take_command_token): the local one stops a
+        # flood without a round trip, the shared one holds the limit however the updates
+        # are spread over processes.
+        self._shared = shared
         self._buckets: OrderedDict[bytes, tuple[AsyncLimiter, list[bool]]] = OrderedDict()
 
     async def check(self, key: bytes) -> Verdict:
@@ -40,8 +52,9 @@ class FloodGuard:
         limiter, warned = entry
         if limiter.has_capacity():
             await limiter.acquire()  # returns at once: there is capacity
-            warned[0] = False
-            return Verdict.ALLOW
+            if self._shared is None or await self._shared(key, self.rate, self.period) is not False:
+                warned[0] = False
+                return Verdict.ALLOW
         if warned[0]:
             return Verdict.QUIET
         warned[0] = True
