@@ -1,4 +1,5 @@
-"""One contract every storage backend must meet (SQLite today; PostgreSQL will join here)."""
+"""One contract every storage backend must meet: each test runs on SQLite and on PostgreSQL
+(a throwaway server, a fresh database per test; `pytest -m 'not postgres'` leaves it out)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,38 @@ from pathlib import Path
 import pytest
 
 from storage.base import Finished, PledgeStatus, Storage
+from storage.postgres import PostgresStorage
 from storage.sqlite import SQLiteStorage
 
-BACKENDS: dict[str, Callable[[Path], Storage]] = {
-    "sqlite": lambda tmp: SQLiteStorage(tmp / "contract.sqlite3"),
+# A backend's name -> given the test's request and tmp_path, a maker of storages that all
+# open the same database (a second one is the same data after a restart).
+Maker = Callable[[], Storage]
+
+
+def _sqlite(request: pytest.FixtureRequest, tmp: Path) -> Maker:
+    return lambda: SQLiteStorage(tmp / "contract.sqlite3")
+
+
+def _postgres(request: pytest.FixtureRequest, tmp: Path) -> Maker:
+    url: str = request.getfixturevalue("postgres_url")
+    return lambda: PostgresStorage(url)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Maker]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
 }
+MARKS = {"postgres": [pytest.mark.postgres]}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    backend = BACKENDS[request.param](tmp_path)
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, [])) for name in sorted(BACKENDS)])
+def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Maker:
+    return BACKENDS[request.param](request, tmp_path)
+
+
+@pytest.fixture
+async def storage(make_storage: Maker) -> AsyncIterator[Storage]:
+    backend = make_storage()
     await backend.open()
     yield backend
     await backend.close()
@@ -140,6 +163,8 @@ async def test_forget_removes_everything_and_the_counts(storage: Storage) -> Non
     assert not await storage.forget(key(1))
 
 
+# SQLite only: it hands the writer a function of the sqlite3 connection. PostgreSQL's group
+# commit has its own test (tests/test_postgres_concurrency.py).
 async def test_a_failing_operation_does_not_sink_its_batch(tmp_path: Path) -> None:
     storage = SQLiteStorage(tmp_path / "batch.sqlite3")
     await storage.open()
@@ -167,13 +192,13 @@ async def test_a_failing_operation_does_not_sink_its_batch(tmp_path: Path) -> No
     await storage.close()
 
 
-async def test_data_survives_a_restart(tmp_path: Path) -> None:
-    first = SQLiteStorage(tmp_path / "r.sqlite3")
+async def test_data_survives_a_restart(make_storage: Maker) -> None:
+    first = make_storage()
     await first.open()
     c = await first.ensure_campaign("c")
     await first.pledge(c, key(1), "console", "g", "both")
     await first.close()
-    second = SQLiteStorage(tmp_path / "r.sqlite3")
+    second = make_storage()
     await second.open()
     assert (await second.tally(await second.ensure_campaign("c"), "console", "g")).total == 1
     await second.close()

@@ -1,0 +1,1 @@
+"""PostgreSQL's numbered SQL migrations, applied in order at start-up."""
