@@ -385,3 +385,13 @@ async def test_the_checkin_button_in_a_private_message_counts_a_volunteer_as_don
     assert "Merci d’avoir gelé vos comptes" in pressed.response.content
     tally = await world.services.storage.tally(world.services.campaign.id, "discord", None)
     assert (tally.total, tally.done) == (1, 1)
+
+
+async def test_processes_split_the_shards(tmp_path: Path) -> None:
+    """Several processes on one database each connect their share of the shards."""
+    settings = make_settings(
+        tmp_path, discord_token=TOKEN, discord_shard_count=4, discord_shard_ids="2, 3"
+    )
+    async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
+        client = DiscordFrontend(services, dispatcher).client
+        assert (client.shard_count, client.shard_ids) == (4, [2, 3])
