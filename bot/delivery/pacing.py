@@ -17,6 +17,9 @@ from aiolimiter import AsyncLimiter
 
 T = TypeVar("T")
 CHAT_MARGIN = 1.1
+HEADROOM = 0.02  # of the overall rate, left for arrival jitter (see _budget)
+FAST = 200.0  # messages/s from which the headroom is FAST_HEADROOM (a paid broadcast)
+FAST_HEADROOM = 0.05
 
 
 def _spaced(count: float, period: float, margin: float = 1.0) -> AsyncLimiter:
@@ -28,12 +31,18 @@ def _budget(per_second: float) -> AsyncLimiter:
     """The overall budget: a few tokens of burst (so a late timer wastes nothing), refilled
     slower by as much, so that no one-second window ever sees more than `per_second`.
 
-    As sent, a one-second window holds at most burst + refill = 0.98 L messages; at the
-    platform that leaves room for about 20 ms of arrival jitter (L = 170: 3 + 163.6 × 1.02
-    < 170). A single token refilled at 0.965 L would leave 30 ms but lost 9 % of the rate
-    to late timers in bench/broadcast.py (efficiency 0.875 instead of 0.960)."""
+    As sent, a one-second window holds at most burst + refill = (1 - headroom) L messages;
+    the headroom is room for arrival jitter at the platform. At the free tiers' rates it is
+    2 %: 20 ms, less than one message's spacing at 30/s (L = 170: 3 + 163.6 × 1.02 < 170).
+    A single token refilled at 0.965 L would leave 30 ms but lost 9 % of the rate to late
+    timers in bench/broadcast.py (efficiency 0.875 instead of 0.960). At a paid broadcast's
+    1,000/s, 20 ms is 20 messages, and a stall that long anywhere on the way bunches them:
+    bench/freeze_moment.py saw 6 × 429 at the overall limit among 151,002 sends with 2 %
+    (the fake server's loop stalled over 20 ms 44 times), so from FAST messages/s on the
+    headroom is 5 % (50 ms)."""
+    headroom = FAST_HEADROOM if per_second >= FAST else HEADROOM
     burst = max(1, int(per_second * 0.02))
-    refill = max(per_second * 0.98 - burst, per_second * 0.5)
+    refill = max(per_second * (1 - headroom) - burst, per_second * 0.5)
     return AsyncLimiter(burst, burst / refill)
 
 
