@@ -156,7 +156,7 @@ class Storage(abc.ABC):
     async def take_command_token(self, key: bytes, rate: int, period: float) -> bool | None:
         """Take one of a volunteer's `rate` commands per `period` seconds from a bucket every
         process shares: whether one was left. None: one process, whose own bucket is the
-        limit."""
+        limit (always None for a backend that says so once)."""
         return None
 
     async def publish(self, topic: str) -> None:

@@ -52,7 +52,12 @@ class FloodGuard:
         limiter, warned = entry
         if limiter.has_capacity():
             await limiter.acquire()  # returns at once: there is capacity
-            if self._shared is None or await self._shared(key, self.rate, self.period) is not False:
+            shared = None
+            if self._shared is not None:
+                shared = await self._shared(key, self.rate, self.period)
+            if shared is None:
+                self._shared = None  # one process: no bucket to share, never asked again
+            if shared is not False:
                 warned[0] = False
                 return Verdict.ALLOW
         if warned[0]:

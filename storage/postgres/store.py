@@ -29,6 +29,7 @@ from storage.base import (
     VolunteerData,
 )
 from storage.batching import GroupCommit
+from storage.expansion import Expansions
 from storage.postgres import queries, schema
 from storage.postgres.leader import Leadership
 from storage.postgres.notices import Notices
@@ -46,11 +47,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Query = Callable[[asyncpg.Connection], Awaitable[T]]
 
-# Volunteers looked at per transaction when a broadcast is expanded, and how long the
-# expansion rests after each chunk (this many times as long as the chunk took): as in the
-# SQLite store, so that a million recipients never crowd out the presses.
+# Volunteers looked at per transaction when a broadcast is expanded, as in the SQLite store
+# (paced as there: storage/expansion.py), so that a million recipients never crowd out the
+# presses.
 EXPAND_CHUNK = 1000
-EXPAND_REST = 3.0
 # Connections each process keeps open to the database.
 POOL_SIZE = 10
 # How long opening a connection may take before the storage is reported failing.
@@ -90,8 +90,8 @@ class PostgresStorage(Storage):
             classify=as_storage_error,
             after_commit=_always,
         )
-        # Broadcasts whose volunteers are being added after the first chunk, by id.
-        self._expanding: dict[int, asyncio.Task[int]] = {}
+        # Broadcasts whose volunteers are being added after the first chunk.
+        self._expansions = Expansions(lambda b: self._expand_step(b), lambda: EXPAND_CHUNK)
         # Tables an erasure left dead rows in, for the next VACUUM, and the task running it.
         self._to_vacuum: set[str] = set()
         self._vacuuming: asyncio.Task[None] | None = None
@@ -145,9 +145,7 @@ class PostgresStorage(Storage):
             return
         await self._leadership.close()
         await self._notices.close()
-        for task in list(self._expanding.values()):
-            task.cancel()  # the next start finishes it (finish_expansions)
-        await asyncio.gather(*self._expanding.values(), return_exceptions=True)
+        await self._expansions.close()  # the next start finishes them (finish_expansions)
         await self._writer.close()
         vacuuming = self._vacuuming
         if vacuuming is not None and not vacuuming.done():
@@ -437,7 +435,7 @@ class PostgresStorage(Storage):
         if ended:
             self._vacuum_soon(("volunteers", "deliveries"))
         if volunteers:
-            recipients = await self._expand(made.id, started)
+            recipients = await self._expansions.start(made.id, started)
             made = replace(made, recipients=recipients)
         elif started is not None:
             started()
@@ -453,64 +451,15 @@ class PostgresStorage(Storage):
             self._vacuum_soon(("volunteers", "deliveries"))
         return recipients, finished
 
-    async def _expand(self, broadcast_id: int, started: Callable[[], object] | None) -> int:
-        """Add a broadcast's first EXPAND_CHUNK volunteers, and the rest in the background
-        (`_expand_rest`): the organizer's answer and the first sends do not wait for a
-        million rows. How many recipients it has so far."""
-        loop = asyncio.get_running_loop()
-        recipients = 0
-        while True:
-            began, before = loop.time(), recipients
-            recipients, finished = await self._expand_step(broadcast_id)
-            if started is not None:
-                started()
-                started = None
-            if finished:
-                return recipients
-            if recipients - before >= EXPAND_CHUNK:  # a full chunk: more are coming
-                break
-        rest = (loop.time() - began) * EXPAND_REST
-        task = asyncio.create_task(self._expand_rest(broadcast_id, rest))
-        self._expanding[broadcast_id] = task
-        task.add_done_callback(lambda done: self._expanded(broadcast_id, done))
-        return recipients
-
-    def _expanded(self, broadcast_id: int, task: asyncio.Task[int]) -> None:
-        """A background expansion ended: forget it; a failure is logged (the next start
-        finishes it, see `finish_expansions`)."""
-        self._expanding.pop(broadcast_id, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "storage: adding a broadcast's recipients stopped; the next start resumes it",
-                exc_info=task.exception(),
-            )
-
-    async def _expand_rest(self, broadcast_id: int, rest: float = 0.0) -> int:
-        """Add a broadcast's remaining volunteers, EXPAND_CHUNK per transaction, resting
-        EXPAND_REST times as long as each chunk took; its recipients."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(rest)
-            began = loop.time()
-            recipients, finished = await self._expand_step(broadcast_id)
-            if finished:
-                return recipients
-            rest = (loop.time() - began) * EXPAND_REST
-
     async def expansions_done(self) -> None:
         """Wait until the broadcasts this process is expanding have all their recipients."""
-        while self._expanding:
-            await asyncio.gather(*self._expanding.values(), return_exceptions=True)
+        await self._expansions.done()
 
     async def finish_expansions(self) -> int:
         """Finish adding the volunteers of broadcasts a stop interrupted; how many. One this
         process is adding in the background is left to it; one another process is adding
         is shared with it, chunk by chunk (each chunk under the broadcast's row lock)."""
-        unfinished = await self._run(queries.unfinished_expansions)
-        left = [b for b in unfinished if b not in self._expanding]
-        for broadcast_id in left:
-            await self._expand_rest(broadcast_id)
-        return len(left)
+        return await self._expansions.finish(await self._run(queries.unfinished_expansions))
 
     async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:
         """Keep an organizer's announcement (texts per language) until it is sent; its id."""

@@ -4,7 +4,6 @@ queries.py handed to the group-commit writer, and the WAL cut after every erasur
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -32,6 +31,7 @@ from storage.base import (
     VolunteerData,
 )
 from storage.batching import GroupCommit
+from storage.expansion import Expansions
 from storage.sqlite import queries, schema
 from storage.sqlite.transactions import Op, as_storage_error, run_batch, run_each, run_reads
 
@@ -41,11 +41,7 @@ T = TypeVar("T")
 # Volunteers looked at per transaction when a broadcast is expanded: a chunk holds the writer
 # for a few milliseconds, so a press waits at most that long behind a million recipients.
 EXPAND_CHUNK = 1000
-# After each chunk, the expansion rests this many times as long as the chunk took: it holds
-# the writer at most a quarter of the time (issue 12's freeze moment: running free, it held
-# it for most of 96 s while presses queued for 10 to 20 s), and still adds volunteers
-# several times faster than any platform sends to them.
-EXPAND_REST = 3.0
+# (How the chunks are paced, in the background: storage/expansion.py.)
 
 
 async def _nothing_to_cut() -> bool:
@@ -80,8 +76,8 @@ class SQLiteStorage(Storage):
             after_commit=self._cut_wal,
         )
         self.wal_truncates = 0  # how many times the WAL was cut (tests, benchmarks)
-        # Broadcasts whose volunteers are being added after the first chunk, by id.
-        self._expanding: dict[int, asyncio.Task[int]] = {}
+        # Broadcasts whose volunteers are being added after the first chunk.
+        self._expansions = Expansions(lambda b: self._expand_step(b), lambda: EXPAND_CHUNK)
         self._wipe_owed = False  # a cut failed: the next erasure's cut, close or open does it
 
     # -- lifecycle -----------------------------------------------------------------
@@ -107,9 +103,7 @@ class SQLiteStorage(Storage):
         disk is full or the file read-only (what cannot be cut now is cut at the next open)."""
         if self._conn is None:
             return
-        for task in list(self._expanding.values()):
-            task.cancel()  # the next start finishes it (finish_expansions)
-        await asyncio.gather(*self._expanding.values(), return_exceptions=True)
+        await self._expansions.close()  # the next start finishes them (finish_expansions)
         await self._writer.close()
         await self._reads.close()
         inline, self._inline = self._inline, None
@@ -377,81 +371,30 @@ class SQLiteStorage(Storage):
         if ended:
             await self._wipe_quietly("the campaign's end")
         if volunteers:
-            recipients = await self._expand(made.id, started)
+            recipients = await self._expansions.start(made.id, started)
             made = replace(made, recipients=recipients)
         elif started is not None:
             started()
         return made
 
-    async def _expand(self, broadcast_id: int, started: Callable[[], object] | None) -> int:
-        """Add a broadcast's first EXPAND_CHUNK volunteers, and the rest in the background
-        (`_expand_rest`): the organizer's answer and the first sends do not wait for a
-        million rows. How many recipients it has so far."""
-        loop = asyncio.get_running_loop()
-        recipients = 0
-        while True:
-            began, before = loop.time(), recipients
-            recipients, finished, ended = await self._call(
-                lambda db: queries.expand_step(db, broadcast_id, EXPAND_CHUNK)
-            )
-            if started is not None:
-                started()
-                started = None
-            if finished:
-                if ended:
-                    await self._wipe_quietly("the campaign's end")
-                return recipients
-            if recipients - before >= EXPAND_CHUNK:  # a full chunk: more are coming
-                break
-        rest = (loop.time() - began) * EXPAND_REST
-        task = asyncio.create_task(self._expand_rest(broadcast_id, rest))
-        self._expanding[broadcast_id] = task
-        task.add_done_callback(lambda done: self._expanded(broadcast_id, done))
-        return recipients
-
-    def _expanded(self, broadcast_id: int, task: asyncio.Task[int]) -> None:
-        """A background expansion ended: forget it; a failure is logged (the next start
-        finishes it, see `finish_expansions`)."""
-        self._expanding.pop(broadcast_id, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "storage: adding a broadcast's recipients stopped; the next start resumes it",
-                exc_info=task.exception(),
-            )
-
-    async def _expand_rest(self, broadcast_id: int, rest: float = 0.0) -> int:
-        """Add a broadcast's remaining volunteers, EXPAND_CHUNK per transaction, resting
-        EXPAND_REST times as long as each chunk took; its recipients."""
-        loop = asyncio.get_running_loop()
-        while True:
-            # Leave the writer to everything else most of the time: presses must not queue
-            # behind a million recipients, and sending (1,000/s at most) needs far fewer
-            # rows per second than a free-running expansion adds.
-            await asyncio.sleep(rest)
-            began = loop.time()
-            recipients, finished, ended = await self._call(
-                lambda db: queries.expand_step(db, broadcast_id, EXPAND_CHUNK)
-            )
-            if finished:
-                break
-            rest = (loop.time() - began) * EXPAND_REST
+    async def _expand_step(self, broadcast_id: int) -> tuple[int, bool]:
+        """One chunk of a broadcast's volunteers, in its own transaction: (its recipients so
+        far, whether every volunteer has been looked at)."""
+        recipients, finished, ended = await self._call(
+            lambda db: queries.expand_step(db, broadcast_id, EXPAND_CHUNK)
+        )
         if ended:
             await self._wipe_quietly("the campaign's end")
-        return recipients
+        return recipients, finished
 
     async def expansions_done(self) -> None:
         """Wait until the broadcasts this process is expanding have all their recipients."""
-        while self._expanding:
-            await asyncio.gather(*self._expanding.values(), return_exceptions=True)
+        await self._expansions.done()
 
     async def finish_expansions(self) -> int:
         """Finish adding the volunteers of broadcasts a stop interrupted; how many. (One
         this process is adding in the background is left to it.)"""
-        unfinished = await self._call(queries.unfinished_expansions)
-        left = [b for b in unfinished if b not in self._expanding]
-        for broadcast_id in left:
-            await self._expand_rest(broadcast_id)
-        return len(left)
+        return await self._expansions.finish(await self._call(queries.unfinished_expansions))
 
     async def save_announcement(self, campaign_id: int, texts: dict[str, str], source: str) -> int:
         """Keep an organizer's announcement (texts per language) until it is sent; its id."""
