@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.core import i18n
 from bot.core.i18n import N_, Raw, _
 from bot.core.types import Invocation, Reply, private
 from bot.services.campaign import checkin_window, load_ladder
@@ -70,6 +71,22 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
             )
         )
     reminders = invocation.volunteer is not None and invocation.volunteer.reminders
+    zone = reader_zone(invocation, services)
+    campaign = services.campaign
+    # Every new pledge in one language, zone and platform ends with the same paragraphs.
+    after = i18n.current().built(
+        ("pledge", zone, invocation.platform, reminders, campaign.start, campaign.end),
+        lambda: paragraphs(
+            window(services, zone, invocation.platform),
+            post_message(services),
+            ""
+            if reminders
+            else _(
+                "Want a reminder before the freeze? Send {command}.",
+                command=Raw("/reminders on"),
+            ),
+        ),
+    )
     return private(
         paragraphs(
             _(
@@ -78,14 +95,7 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
                 accounts=label,
                 number=result.number,
             ),
-            window(services, reader_zone(invocation, services), invocation.platform),
-            post_message(services),
-            ""
-            if reminders
-            else _(
-                "Want a reminder before the freeze? Send {command}.",
-                command=Raw("/reminders on"),
-            ),
+            after,
         )
     )
 

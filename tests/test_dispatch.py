@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from bot.app.bootstrap import bootstrap
 from bot.core.i18n import FSI, LRI, PDI
+from bot.core.ratelimit import FloodGuard, Verdict
 from bot.core.types import ChatKind, Invocation, Platform, Reply, Source, Visibility
 from bot.services.container import Services
 from bot.services.dispatch import resolve_locale
@@ -85,6 +87,26 @@ async def test_flood_is_answered_once_then_quiet(tmp_path: Path) -> None:
         # somebody else is not affected
         other = await dispatcher.handle(inv("tally", user="u2"))
         assert "volunteer" in other[0].text
+
+
+async def test_a_flood_bucket_refills_after_its_period() -> None:
+    guard = FloodGuard(2, 1.0)
+    key = b"k" * 32
+    assert await guard.check(key) is Verdict.ALLOW
+    await asyncio.sleep(1.05)  # a period later, the first command no longer counts
+    assert [await guard.check(key) for _ in range(4)] == [
+        Verdict.ALLOW,
+        Verdict.ALLOW,
+        Verdict.WARN,
+        Verdict.QUIET,
+    ]
+    await asyncio.sleep(1.05)  # the bucket leaked: room again, and a new warning if needed
+    assert [await guard.check(key) for _ in range(4)] == [
+        Verdict.ALLOW,
+        Verdict.ALLOW,
+        Verdict.WARN,
+        Verdict.QUIET,
+    ]
 
 
 async def test_a_crashing_handler_is_answered_and_logged(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -137,6 +137,7 @@ class Translator:
     rtl: bool = field(init=False)
     _moments: dict[tuple[datetime, str], str] = field(init=False, default_factory=dict)
     _formatted: dict[tuple[object, ...], str] = field(init=False, default_factory=dict)
+    _built: dict[Hashable, str] = field(init=False, default_factory=dict)
     _integers: Callable[[int], str] | None = field(init=False, default=None)
     _zone_names: dict[str, str] = field(init=False, default_factory=dict)
 
@@ -183,6 +184,16 @@ class Translator:
     def gettext(self, message: str, /, **values: object) -> str:
         """Translate a message and fill its placeholders."""
         return self._format(self.translations.gettext(message), values)
+
+    def built(self, key: Hashable, build: Callable[[], str]) -> str:
+        """The text `build` makes in this language, made once per key: the key must hold
+        everything the text depends on (a pledge's answer repeats the same paragraphs)."""
+        text = self._built.get(key)
+        if text is None:
+            if len(self._built) >= FORMATTED_CACHE:
+                self._built.clear()
+            text = self._built[key] = build()
+        return text
 
     def ngettext(self, singular: str, plural: str, n: int, /, **values: object) -> str:
         """Translate a message whose form depends on n (CLDR plural rules); `{count}` is n."""

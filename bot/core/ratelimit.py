@@ -3,6 +3,7 @@ with several processes on one database, a second bucket that every process share
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -37,30 +38,51 @@ class FloodGuard:
         # flood without a round trip, the shared one holds the limit however the updates
         # are spread over processes.
         self._shared = shared
-        self._buckets: OrderedDict[bytes, tuple[AsyncLimiter, list[bool]]] = OrderedDict()
+        # A volunteer's first command in a period is only a moment (most pledge once and
+        # are never seen again): the bucket, a handful of objects the garbage collector
+        # walks, is made at their second command, with the first counted as just spent.
+        self._buckets: OrderedDict[bytes, float | tuple[AsyncLimiter, list[bool]]] = OrderedDict()
 
     async def check(self, key: bytes) -> Verdict:
         """Take one token for this volunteer, or tell how to answer the excess."""
-        entry = self._buckets.get(key)
+        buckets = self._buckets
+        entry = buckets.get(key)
         if entry is None:
-            entry = (AsyncLimiter(self.rate, self.period), [False])
-            self._buckets[key] = entry
-            if len(self._buckets) > self.max_tracked:
-                self._buckets.popitem(last=False)
+            if len(buckets) >= self.max_tracked:
+                buckets.popitem(last=False)
         else:
-            self._buckets.move_to_end(key)
+            buckets.move_to_end(key)
+        if entry is None or type(entry) is float:
+            now = time.monotonic()
+            if entry is None or now - entry >= self.period:  # a full bucket
+                buckets[key] = now
+                if await self._shared_allows(key):
+                    return Verdict.ALLOW
+                buckets[key] = (await self._bucket(), [True])
+                return Verdict.WARN
+            entry = buckets[key] = (await self._bucket(), [False])
         limiter, warned = entry
         if limiter.has_capacity():
             await limiter.acquire()  # returns at once: there is capacity
-            shared = None
-            if self._shared is not None:
-                shared = await self._shared(key, self.rate, self.period)
-            if shared is None:
-                self._shared = None  # one process: no bucket to share, never asked again
-            if shared is not False:
+            if await self._shared_allows(key):
                 warned[0] = False
                 return Verdict.ALLOW
         if warned[0]:
             return Verdict.QUIET
         warned[0] = True
         return Verdict.WARN
+
+    async def _bucket(self) -> AsyncLimiter:
+        """A bucket with one token spent: the first command of the period."""
+        limiter = AsyncLimiter(self.rate, self.period)
+        await limiter.acquire()  # returns at once: a new bucket is full
+        return limiter
+
+    async def _shared_allows(self, key: bytes) -> bool:
+        """Whether the bucket every process shares has a token (True when there is none)."""
+        if self._shared is None:
+            return True
+        shared = await self._shared(key, self.rate, self.period)
+        if shared is None:
+            self._shared = None  # one process: no bucket to share, never asked again
+        return shared is not False

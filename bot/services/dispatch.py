@@ -129,15 +129,15 @@ class Dispatcher:
                         "then try again."
                     )
                 )
-            enriched = evolve(
-                invocation,
-                locale=locale,
-                volunteer_key=key,
-                volunteer=volunteer,
-                community=community,
-            )
+            # Added to the invocation with its parsed arguments, in one copy (_route).
+            context = {
+                "locale": locale,
+                "volunteer_key": key,
+                "volunteer": volunteer,
+                "community": community,
+            }
             try:
-                replies = await self._route(enriched)
+                replies = await self._route(invocation, context)
                 return [evolve(reply, locale=locale) for reply in replies]
             except StorageError as error:  # it was not saved: never say nothing was lost
                 log.error("command /%s failed: %s", echo(invocation.command), error)
@@ -162,10 +162,12 @@ class Dispatcher:
                     )
                 )
 
-    async def _route(self, invocation: Invocation) -> list[Reply]:
+    async def _route(self, invocation: Invocation, context: dict[str, object]) -> list[Reply]:
+        """Find the command, check rights and arguments, and call its handler with the
+        invocation completed by `context` (locale, volunteer, community) and the args."""
         services = self.services
         if invocation.source is Source.TEXT:
-            return await self._text(invocation)
+            return await self._text(evolve(invocation, **context))
         command = services.registry.get(invocation.command)
         if command is None:
             return private(
@@ -203,7 +205,7 @@ class Dispatcher:
                     command=Raw("/" + command.name),
                 )
             )
-        return await command.handler(evolve(invocation, args=args), services)
+        return await command.handler(evolve(invocation, args=args, **context), services)
 
     async def _text(self, invocation: Invocation) -> list[Reply]:
         """Plain text: stop words in private chats; elsewhere, chatter that is not for us."""

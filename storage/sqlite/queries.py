@@ -75,33 +75,35 @@ def pledge(
     """Record a pledge (idempotent); counters change in the same transaction."""
     since = seconds()
     _ensure_volunteer(db, key, since)
-    row = db.execute(
-        "SELECT choice, number FROM pledges WHERE campaign_id = ? AND volunteer = ?",
-        (campaign_id, key),
-    ).fetchone()
-    if row is None:
+    chosen = choice or "both"
+    # A new pledge takes the campaign's next number in the same statement that stores it;
+    # the counters follow only when it was new.
+    if db.execute(
+        "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
+        "SELECT id, ?, ?, next_number, ? FROM campaigns WHERE id = ? ON CONFLICT DO NOTHING",
+        (key, chosen, since, campaign_id),
+    ).rowcount:
         number, total = db.execute(
             "UPDATE campaigns SET pledged = pledged + 1, next_number = next_number + 1 "
             "WHERE id = ? RETURNING next_number - 1, pledged",
             (campaign_id,),
         ).fetchone()
-        chosen = choice or "both"
-        db.execute(
-            "INSERT INTO pledges (campaign_id, volunteer, choice, number, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (campaign_id, key, chosen, number, since),
-        )
         result = PledgeResult(PledgeStatus.NEW, number, chosen, total)
-    elif choice is not None and row[0] != choice:
-        db.execute(
-            "UPDATE pledges SET choice = ? WHERE campaign_id = ? AND volunteer = ?",
-            (choice, campaign_id, key),
-        )
-        result = PledgeResult(PledgeStatus.UPDATED, row[1], choice)
     else:
-        result = PledgeResult(PledgeStatus.ALREADY, row[1], row[0])
+        row = db.execute(
+            "SELECT choice, number FROM pledges WHERE campaign_id = ? AND volunteer = ?",
+            (campaign_id, key),
+        ).fetchone()
+        if choice is not None and row[0] != choice:
+            db.execute(
+                "UPDATE pledges SET choice = ? WHERE campaign_id = ? AND volunteer = ?",
+                (choice, campaign_id, key),
+            )
+            result = PledgeResult(PledgeStatus.UPDATED, row[1], choice)
+        else:
+            result = PledgeResult(PledgeStatus.ALREADY, row[1], row[0])
     if chat_id is not None:
-        community_id = _ensure_community(db, platform, chat_id, timestamp())
+        community_id = _ensure_community(db, platform, chat_id)
         linked = db.execute(
             "INSERT INTO pledge_communities (campaign_id, volunteer, community_id) "
             "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
@@ -240,7 +242,7 @@ def set_community_language(
     db: sqlite3.Connection, platform: str, chat_id: str, language: str
 ) -> None:
     """Store a community's language."""
-    community_id = _ensure_community(db, platform, chat_id, timestamp())
+    community_id = _ensure_community(db, platform, chat_id)
     db.execute("UPDATE communities SET language = ? WHERE id = ?", (language, community_id))
 
 
@@ -248,7 +250,7 @@ def set_community_subscribed(
     db: sqlite3.Connection, platform: str, chat_id: str, subscribed: bool
 ) -> None:
     """Subscribe a community to announcements and reminders, or not."""
-    community_id = _ensure_community(db, platform, chat_id, timestamp())
+    community_id = _ensure_community(db, platform, chat_id)
     db.execute(
         "UPDATE communities SET subscribed = ? WHERE id = ?",
         (int(subscribed), community_id),
@@ -257,7 +259,7 @@ def set_community_subscribed(
 
 def set_tally_posts(db: sqlite3.Connection, platform: str, chat_id: str, enabled: bool) -> None:
     """Turn a community's periodic tally post on or off."""
-    community_id = _ensure_community(db, platform, chat_id, timestamp())
+    community_id = _ensure_community(db, platform, chat_id)
     db.execute(
         "UPDATE communities SET tally_posts = ? WHERE id = ?",
         (int(enabled), community_id),
@@ -266,7 +268,7 @@ def set_tally_posts(db: sqlite3.Connection, platform: str, chat_id: str, enabled
 
 def set_board(db: sqlite3.Connection, platform: str, chat_id: str, board_ref: str | None) -> None:
     """Remember the platform reference of a community's board message."""
-    community_id = _ensure_community(db, platform, chat_id, timestamp())
+    community_id = _ensure_community(db, platform, chat_id)
     db.execute("UPDATE communities SET board_ref = ? WHERE id = ?", (board_ref, community_id))
 
 
@@ -663,7 +665,7 @@ def _ensure_volunteer(db: sqlite3.Connection, key: bytes, now: int) -> None:
     )
 
 
-def _ensure_community(db: sqlite3.Connection, platform: str, chat_id: str, now: str) -> int:
+def _ensure_community(db: sqlite3.Connection, platform: str, chat_id: str) -> int:
     row = db.execute(
         "SELECT id FROM communities WHERE platform = ? AND chat_id = ?", (platform, chat_id)
     ).fetchone()
@@ -672,7 +674,7 @@ def _ensure_community(db: sqlite3.Connection, platform: str, chat_id: str, now: 
     return int(
         db.execute(
             "INSERT INTO communities (platform, chat_id, created_at) VALUES (?, ?, ?) RETURNING id",
-            (platform, chat_id, now),
+            (platform, chat_id, timestamp()),
         ).fetchone()[0]
     )
 
