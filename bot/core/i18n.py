@@ -11,8 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -306,14 +305,21 @@ def current() -> Translator:
     return translator
 
 
-@contextmanager
-def use(translator: Translator) -> Iterator[Translator]:
-    """Make `translator` the current one for the code inside the block."""
-    token = _current.set(translator)
-    try:
-        yield translator
-    finally:
-        _current.reset(token)
+class use:  # used as a function: `with i18n.use(translator):`
+    """Make `translator` the current one for the code inside the block (a class, not a
+    generator: every command enters one)."""
+
+    __slots__ = ("_token", "_translator")
+
+    def __init__(self, translator: Translator) -> None:
+        self._translator = translator
+
+    def __enter__(self) -> Translator:
+        self._token = _current.set(self._translator)
+        return self._translator
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
 
 
 def _(message: str, /, **values: object) -> str:
