@@ -142,6 +142,22 @@ class ThrowawayPostgres:
             raise
         return self
 
+    def halt(self) -> None:
+        """Stop the server as an administrator's restart would (fast shutdown: sessions are
+        cut, open transactions rolled back), keeping its data and port for `resume`."""
+        assert self.directory is not None
+        self._run(binaries() / "pg_ctl", "-D", self.directory / "data", "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port with the same data."""
+        assert self.directory is not None
+        options = " ".join(f"-c {name}={value}" for name, value in self.settings.items())
+        self._run(
+            binaries() / "pg_ctl", "-D", self.directory / "data", "-l",
+            self.directory / "server.log", "-w", "-t", "30", "-o",
+            f"-p {self.port} -k {self.directory} {options}", "start",
+        )  # fmt: skip
+
     def log_tail(self, lines: int = 20) -> str:
         """The end of the server's log."""
         if self.directory is None:

@@ -3,12 +3,15 @@ with several processes on one database, a second bucket that every process share
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from enum import Enum
 
 from aiolimiter import AsyncLimiter
+
+log = logging.getLogger(__name__)
 
 
 class Verdict(Enum):
@@ -55,11 +58,12 @@ class FloodGuard:
         if entry is None or type(entry) is float:
             now = time.monotonic()
             if entry is None or now - entry >= self.period:  # a full bucket
+                # Nor is the shared bucket asked, the round trip most presses would make:
+                # each process lets one command of a period through on its own, so the
+                # limit holds at `rate` + the number of processes (at most 2x the rate while
+                # they are no more than the rate).
                 buckets[key] = now
-                if await self._shared_allows(key):
-                    return Verdict.ALLOW
-                buckets[key] = (await self._bucket(), [True])
-                return Verdict.WARN
+                return Verdict.ALLOW
             entry = buckets[key] = (await self._bucket(), [False])
         limiter, warned = entry
         if limiter.has_capacity():
@@ -82,7 +86,12 @@ class FloodGuard:
         """Whether the bucket every process shares has a token (True when there is none)."""
         if self._shared is None:
             return True
-        shared = await self._shared(key, self.rate, self.period)
+        try:
+            shared = await self._shared(key, self.rate, self.period)
+        except Exception as error:  # the database is down: the local bucket decides, and
+            # the command goes on to meet the same failure and answer it honestly
+            log.debug("flood: the shared bucket could not be asked: %s", type(error).__name__)
+            return True
         if shared is None:
             self._shared = None  # one process: no bucket to share, never asked again
         return shared is not False

@@ -616,6 +616,7 @@ class TelegramFrontend:
         for attempt in range(1, SEND_ATTEMPTS + 1):
             await self.pacer.slot(chat_id, group=chat_id < 0)
             try:
+                await self.pacer.depart(chat_id, group=chat_id < 0)
                 return await request(chat_id)
             except RetryAfter as error:
                 wait = _seconds(error.retry_after)
@@ -706,6 +707,7 @@ class TelegramFrontend:
                 await self.pacer.slot(chat_id, group=chat_id < 0, recording=recording)
                 if recording:
                     await self.pacer.before_send(on_send)
+                await self.pacer.depart(chat_id, group=chat_id < 0)
                 try:
                     # The answer (a Message) is not read: no PTB object is built from it.
                     await self.requests.post_form(

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -26,6 +27,7 @@ from storage.base import (
     Pledge,
     PledgeResult,
     PledgeStatus,
+    StorageError,
     Tally,
     Volunteer,
     VolunteerData,
@@ -105,8 +107,49 @@ async def pledge(
         choice,
         now(),
     )
-    total = None if row[3] is None else int(row[3])
-    return PledgeResult(PledgeStatus(row[0]), int(row[1]), str(row[2]), total)
+    return _pledge_result(row[0], row[1], row[2], row[3])
+
+
+def _pledge_result(status: str, number: int, choice: str, total: int | None) -> PledgeResult:
+    return PledgeResult(
+        PledgeStatus(status), int(number), str(choice), None if total is None else int(total)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PledgeOp:
+    """A pledge for group commit: alone it is `pledge`; the pledges queued together in one
+    batch are sent in one round trip (`run_together`, the schema's record_pledges)."""
+
+    campaign_id: int
+    key: bytes
+    platform: str
+    chat_id: str | None
+    choice: str | None
+
+    async def __call__(self, db: asyncpg.Connection) -> PledgeResult:
+        """Record this pledge alone."""
+        return await pledge(
+            db, self.campaign_id, self.key, self.platform, self.chat_id, self.choice
+        )
+
+    @staticmethod
+    async def run_together(db: asyncpg.Connection, ops: Sequence[PledgeOp]) -> list[PledgeResult]:
+        """Record several pledges, in order, in one round trip (inside the caller's
+        transaction); if one fails, the statement fails and nothing of it stays."""
+        rows = await db.fetch(
+            "SELECT out_index, out_status, out_number, out_choice, out_total "
+            "FROM record_pledges($1, $2, $3, $4, $5, $6) ORDER BY out_index",
+            [op.campaign_id for op in ops],
+            [op.key for op in ops],
+            [op.platform for op in ops],
+            [op.chat_id for op in ops],
+            [op.choice for op in ops],
+            now(),
+        )
+        if len(rows) != len(ops):
+            raise StorageError("storage failing: record_pledges answered for fewer pledges")
+        return [_pledge_result(r[1], r[2], r[3], r[4]) for r in rows]
 
 
 async def mark_done(db: asyncpg.Connection, campaign_id: int, key: bytes) -> bool | None:

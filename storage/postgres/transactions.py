@@ -174,6 +174,18 @@ class Batches:
         return results
 
 
+def _runs(ops: list[Op]) -> list[list[Op]]:
+    """The batch cut into runs sent in one round trip each: consecutive operations of a
+    class with a `run_together` (a pledge, queries.PledgeOp) go together; others alone."""
+    runs: list[list[Op]] = []
+    for op in ops:
+        if runs and hasattr(op, "run_together") and type(op) is type(runs[-1][0]):
+            runs[-1].append(op)
+        else:
+            runs.append([op])
+    return runs
+
+
 async def _in_transaction(conn: asyncpg.Connection, ops: list[Op], savepoints: bool) -> list[Any]:
     transaction = conn.transaction()
     try:
@@ -182,15 +194,19 @@ async def _in_transaction(conn: asyncpg.Connection, ops: list[Op], savepoints: b
         raise BeginFailed(error) from error
     results: list[Any] = []
     try:
-        for op in ops:
-            if not savepoints:
+        if not savepoints:
+            for run in _runs(ops):
                 try:
-                    results.append(await op(conn))
+                    if len(run) == 1:
+                        results.append(await run[0](conn))
+                    else:
+                        results.extend(await run[0].run_together(conn, run))  # type: ignore[attr-defined]
                 except TRANSIENT:
                     raise
                 except Exception as error:
                     raise _OpFailed from error
-                continue
+            ops = []
+        for op in ops:
             try:
                 async with conn.transaction():  # a savepoint: rolled back alone
                     results.append(await op(conn))
