@@ -21,11 +21,15 @@ console: $(STAMP)
 	$(BIN)/coalition-bot console
 
 # Debian packages the tests use, installed when absent: PostgreSQL's server (the tests
-# start a throwaway one as an unprivileged user; tests/postgres_server.py).
+# start a throwaway one as an unprivileged user; tests/postgres_server.py), and Chromium with
+# the Noto fonts (Arabic included), which tests/test_web_browser.py drives through Playwright.
 system-packages:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
 		{ $(SUDO) apt-get update -q && \
 		  $(SUDO) apt-get install -y -q --no-install-recommends postgresql; }
+	@[ -x /usr/bin/chromium ] && dpkg -s fonts-noto-core >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q && \
+		  $(SUDO) apt-get install -y -q --no-install-recommends chromium fonts-noto-core; }
 
 test: $(STAMP) system-packages  ## install, then lint and run the whole test suite
 	$(BIN)/ruff check .

@@ -27,6 +27,7 @@ from bot.frontends.discord import REQUESTS_PER_DM, DiscordFrontend
 from bot.frontends.telegram import TelegramFrontend
 from bot.schedule.scheduler import ReminderScheduler
 from bot.web.server import WebServer
+from bot.web.site import CampaignSite
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,12 @@ async def _run(settings: Settings, command: str) -> int:
             outbox.register(console)
             await outbox.recover()
             await console.start()
+            # The campaign page, on this machine only: watch it move as you pledge.
+            page = WebServer("127.0.0.1", settings.web_port)
+            site = CampaignSite(services, page)
+            await site.start()
+            await page.start(any_port_if_taken=True)
+            print(f"The campaign page, live: {page.url}", flush=True)
             scheduler = ReminderScheduler(services, outbox.wake)
             await scheduler.start()
             outbox.start()
@@ -95,8 +102,11 @@ async def _run(settings: Settings, command: str) -> int:
                 await scheduler.stop()
                 await outbox.stop()
                 await console.close()
+                await site.close()
+                await page.stop()
             return 0
         web = WebServer(settings.web_host, settings.web_port)
+        site = CampaignSite(services, web)
         frontends: list[TelegramFrontend | DiscordFrontend] = []
         if settings.telegram_token is not None:
             frontends.append(TelegramFrontend(services, dispatcher, web))
@@ -121,7 +131,11 @@ async def _run(settings: Settings, command: str) -> int:
                 outbox.register(frontend)
                 relay.board_listeners.append(frontend.follow_boards)
                 relay.progress_listeners.append(frontend.resume_progress)
+                if isinstance(frontend, TelegramFrontend) and not site.telegram_username:
+                    site.telegram_username = frontend.username  # the page's pledge link
+            await site.start()
             await web.start()
+            log.info("campaign page at %s", web.url)
             leading = asyncio.create_task(
                 lead_when_possible(services, outbox, scheduler, frontends, stopping)
             )
@@ -133,6 +147,7 @@ async def _run(settings: Settings, command: str) -> int:
             await scheduler.stop()
             await outbox.stop()
             await relay.close()
+            await site.close()
             await web.stop()
             for frontend in reversed(frontends):
                 await frontend.stop()

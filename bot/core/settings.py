@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     telegram_webhook_max_connections: int = Field(default=100, ge=1, le=100)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
+    # The campaign page (bot/web): its public address, the pledge links it shows, and how
+    # many live connections one address may hold.
+    web_public_url: str | None = None
+    web_telegram_username: str | None = None
+    web_discord_invite: str | None = None
+    web_streams_per_address: int = Field(default=8, ge=1, le=10_000)
+    web_trust_forwarded: bool = False
     discord_token: SecretStr | None = None
     data_dir: Path = Path("data")
     database_path: Path | None = None
@@ -147,6 +154,49 @@ class Settings(BaseSettings):
             r"[A-Za-z0-9_-]{16,256}", value.get_secret_value()
         ):
             raise ValueError("use 16 to 256 characters among A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("web_host")
+    @classmethod
+    def _web_host_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.:%_-]{1,253}", value):
+            raise ValueError("use a host name or an address to listen on, such as 127.0.0.1")
+        return value
+
+    @field_validator("web_public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#<>\"']+(/[^\s?#<>\"']*)?", value):
+            raise ValueError(
+                "use the page's public address, such as https://count.example.org/ "
+                "(no query, no fragment)"
+            )
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("web_telegram_username")
+    @classmethod
+    def _telegram_username_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = value.removeprefix("@")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{4,31}", name):
+            raise ValueError(
+                "use the bot's Telegram username, such as CoalitionBot (5 to 32 letters, "
+                "digits or _)"
+            )
+        return name
+
+    @field_validator("web_discord_invite")
+    @classmethod
+    def _discord_invite_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(
+            r"https://(discord\.gg|(www\.)?discord(app)?\.com)/[A-Za-z0-9/_?=&%.+-]+", value
+        ):
+            raise ValueError("use an https://discord.gg/… or https://discord.com/… invite link")
         return value
 
     @field_validator("database_url")

@@ -33,6 +33,8 @@ from bot.services.registry import split_command
 log = logging.getLogger(__name__)
 
 COMMUNITY = "console-community"
+# Commands that may change the counts: boards and the campaign page follow them.
+COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "start", "done"})
 META_HELP = """\
 :as NAME            speak as volunteer NAME (created on first use)
 :hint ar|fr|en|none the language the volunteer's app reports
@@ -131,6 +133,8 @@ class Console:
             dm_address=f"dm-{speaker.name}",
         )
         replies = await self.dispatcher.handle(invocation)
+        if command in COUNT_CHANGING:
+            self.dispatcher.services.counts_changed()
         self._show(replies)
 
     def _show(self, replies: list[Reply]) -> None:

@@ -1,0 +1,313 @@
+"""The campaign on the web: the page per language, its live updates (Server-Sent Events),
+the badge and the counts as JSON, mounted on the bot's own web server.
+
+Routes: `/` (language from Accept-Language, else the campaign's default) and `/<lang>/`;
+`/events` and `/<lang>/events`; `/badge.svg?lang=`; `/api/counts`. Any other address, or a
+language without a catalog, is a 404 page in the reader's language. Every client reads the
+one hub's snapshot (bot/web/live.py); nothing here reads the database per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+
+from aiohttp import web
+
+from bot.core import i18n
+from bot.core.i18n import Translator, _, normalize
+from bot.services.container import Services
+from bot.web.badge import render_badge
+from bot.web.live import LiveCounts, Snapshot
+from bot.web.page import PageContext, csp, live_texts, render_not_found, render_page
+from bot.web.server import WebServer
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 15.0  # seconds between two comments on an idle stream (proxies close silent ones)
+RETRY_MS = 2000  # how soon a browser reconnects a dropped stream
+EMBED_CACHE = "public, max-age=5"
+_QUALITY = re.compile(r"^\s*q\s*=\s*([0-9.]+)\s*$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def accepted_languages(header: str) -> list[str]:
+    """The language tags of an Accept-Language header, most wanted first (q=0 left out)."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate(header.split(",")):
+        tag, _sep, params = item.strip().partition(";")
+        quality = 1.0
+        match = _QUALITY.match(params) if params else None
+        if match:
+            try:
+                quality = float(match.group(1))
+            except ValueError:
+                quality = 0.0
+        if tag and quality > 0:
+            ranked.append((-quality, position, tag.strip()))
+    return [tag for _q, _p, tag in sorted(ranked)]
+
+
+class CampaignSite:
+    """The page, its live stream, the badge and the JSON counts for one process."""
+
+    def __init__(self, services: Services, server: WebServer) -> None:
+        self.services = services
+        self.hub = LiveCounts(services)
+        settings = services.settings
+        # The bot's Telegram username: configured, or learned by the Telegram front-end.
+        self.telegram_username = settings.web_telegram_username or ""
+        # Seconds between two comments on an idle stream; a stream whose reader left is
+        # noticed (and its place freed) at the next one.
+        self.heartbeat = HEARTBEAT
+        self._streams: Counter[str] = Counter()
+        self._cache: dict[tuple[str, int, str], tuple[bytes, str]] = {}
+        server.add_get("/", self.page)
+        server.add_get("/api/counts", self.counts)
+        server.add_get("/badge.svg", self.badge)
+        server.add_get("/events", self.events, allow_head=False)
+        server.add_get("/{lang}/events", self.events, allow_head=False)
+        server.add_get("/{lang}/", self.page)
+        server.add_get("/{lang}", self.add_slash)
+        server.add_middleware(self._not_found)
+        server.on_shutdown(self.close)
+
+    async def start(self) -> None:
+        """Read the counts and follow them."""
+        await self.hub.start()
+
+    async def close(self) -> None:
+        """End every live stream (the server can then stop without waiting for them)."""
+        await self.hub.close()
+
+    @property
+    def streams(self) -> int:
+        """Live streams open now."""
+        return sum(self._streams.values())
+
+    # -- languages -----------------------------------------------------------------------
+
+    def _language(self, request: web.Request) -> str:
+        """The reader's language: the first of Accept-Language we speak, else the default."""
+        catalogs = self.services.catalogs
+        for tag in accepted_languages(request.headers.get("Accept-Language", "")):
+            found = normalize(tag, catalogs.languages)
+            if found:
+                return found
+        return catalogs.default
+
+    def _asked(self, request: web.Request) -> str | None:
+        """The language the address names (`/fr/`, `?lang=fr`), None when it names one we do
+        not speak, or the reader's when it names none."""
+        asked = request.match_info.get("lang") or request.query.get("lang")
+        if asked is None:
+            return self._language(request)
+        return asked if asked in self.services.catalogs.languages else None
+
+    # -- handlers ------------------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.Response:
+        """The campaign page, with the counts as of now."""
+        language = self._asked(request)
+        if language is None:
+            return self.not_found(request)
+        services = self.services
+        campaign = services.campaign
+        translator = services.catalogs.get(language)
+        with i18n.use(translator):
+            message = campaign.message(language)
+        username = self.telegram_username
+        context = PageContext(
+            language=language,
+            languages=services.catalogs.languages,
+            root="" if request.match_info.get("lang") is None else "../",
+            message=message,
+            telegram=f"https://t.me/{username}?start=pledge" if username else None,
+            discord=services.settings.web_discord_invite,
+            canonical=services.settings.web_public_url,
+            now=services.clock(),
+            zone=campaign.zone,
+        )
+        body = render_page(self.hub.snapshot, translator, context)
+        response = web.Response(text=body, content_type="text/html", charset="utf-8")
+        response.headers.update(self._page_headers(language))
+        if request.match_info.get("lang") is None:
+            response.headers["Vary"] = "Accept-Language"
+        return response
+
+    def _page_headers(self, language: str) -> dict[str, str]:
+        return {
+            "Cache-Control": "no-cache",
+            "Content-Language": language,
+            "Content-Security-Policy": csp(),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
+
+    async def add_slash(self, request: web.Request) -> web.StreamResponse:
+        """`/fr` is `/fr/`; any other single word is not a page."""
+        language = request.match_info["lang"]
+        if language not in self.services.catalogs.languages:
+            return self.not_found(request)
+        raise web.HTTPPermanentRedirect(f"{language}/")
+
+    def not_found(self, request: web.Request) -> web.Response:
+        """The 404 page in the reader's language (the one the address names, if we speak it)."""
+        first = request.path.strip("/").split("/", 1)[0]
+        languages = self.services.catalogs.languages
+        language = first if first in languages else self._language(request)
+        depth = request.path.count("/") - 1
+        body = render_not_found(self.services.catalogs.get(language), "../" * max(depth, 0))
+        response = web.Response(status=404, text=body, content_type="text/html", charset="utf-8")
+        response.headers.update(self._page_headers(language))
+        return response
+
+    @web.middleware
+    async def _not_found(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            if request.method not in ("GET", "HEAD"):
+                raise
+            return self.not_found(request)
+
+    async def counts(self, request: web.Request) -> web.Response:
+        """The counts as JSON, for embedding: cached a few seconds, readable from any site."""
+        snapshot = self.hub.snapshot
+        body, etag = self._cached("json", snapshot, lambda: self._json(snapshot))
+        return self._embeddable(request, body, etag, "application/json")
+
+    def _json(self, snapshot: Snapshot) -> bytes:
+        return json.dumps(
+            {
+                "campaign": self.services.campaign.slug,
+                "pledged": snapshot.pledged,
+                "froze": snapshot.froze,
+                "goal": snapshot.goal,
+                "updated_at": snapshot.updated_at.astimezone(UTC).isoformat(),
+            }
+        ).encode()
+
+    async def badge(self, request: web.Request) -> web.Response:
+        """The SVG badge in the asked language (`?lang=`), cached like the JSON."""
+        language = self._asked(request)
+        if language is None:
+            return self.not_found(request)
+        snapshot = self.hub.snapshot
+        translator = self.services.catalogs.get(language)
+        body, etag = self._cached(
+            f"badge:{language}",
+            snapshot,
+            lambda: render_badge(snapshot, translator).encode(),
+        )
+        response = self._embeddable(request, body, etag, "image/svg+xml")
+        response.headers["Content-Language"] = language
+        return response
+
+    def _cached(
+        self, what: str, snapshot: Snapshot, build: Callable[[], bytes]
+    ) -> tuple[bytes, str]:
+        """A body built once per snapshot, and its ETag."""
+        key = (what, snapshot.version, snapshot.updated_at.isoformat())
+        found = self._cache.get(key)
+        if found is None:
+            body = build()
+            found = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+            self._cache = {k: v for k, v in self._cache.items() if k[1] == snapshot.version}
+            self._cache[key] = found
+        return found
+
+    def _embeddable(
+        self, request: web.Request, body: bytes, etag: str, content_type: str
+    ) -> web.Response:
+        headers = {
+            "ETag": etag,
+            "Cache-Control": EMBED_CACHE,
+            "Access-Control-Allow-Origin": "*",
+            "X-Content-Type-Options": "nosniff",
+        }
+        wanted = request.headers.get("If-None-Match", "")
+        tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
+        if "*" in tags or etag in tags:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=body, content_type=content_type, headers=headers)
+
+    # -- live stream ---------------------------------------------------------------------
+
+    def _address(self, request: web.Request) -> str:
+        """Who is connecting: the peer, or the client a trusted proxy names."""
+        if self.services.settings.web_trust_forwarded:
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last
+        return request.remote or "?"
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """The page's live counts as Server-Sent Events: the current ones at once, then each
+        new snapshot (at most one a second), formatted for the page's language."""
+        language = self._asked(request)
+        if language is None:
+            return self.not_found(request)
+        address = self._address(request)
+        if self._streams[address] >= self.services.settings.web_streams_per_address:
+            with i18n.use(self.services.catalogs.get(language)):
+                text = _(
+                    "Too many live connections from your address. Close a few tabs and try again."
+                )
+            log.info("live stream refused: too many from one address")
+            return web.Response(status=429, text=text, headers={"Retry-After": "30"})
+        self._streams[address] += 1
+        try:
+            return await self._stream(request, self.services.catalogs.get(language))
+        finally:
+            self._streams[address] -= 1
+            if self._streams[address] <= 0:
+                del self._streams[address]
+
+    async def _stream(self, request: web.Request, translator: Translator) -> web.StreamResponse:
+        hub = self.hub
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # nginx: pass each event on at once
+            }
+        )
+        await response.prepare(request)
+        shown = -1
+        with contextlib.suppress(ConnectionError):
+            await response.write(f"retry: {RETRY_MS}\n\n".encode())
+            while not hub.closing:
+                changed = hub.changed
+                snapshot = hub.snapshot
+                if snapshot.version != shown:
+                    await response.write(self._event(snapshot, translator))
+                    shown = snapshot.version
+                    continue
+                try:
+                    async with asyncio.timeout(self.heartbeat):
+                        await changed.wait()
+                except TimeoutError:
+                    await response.write(b": still here\n\n")
+        return response
+
+    def _event(self, snapshot: Snapshot, translator: Translator) -> bytes:
+        """One `message` event with the page's texts; built once per snapshot and language."""
+        key = ("event:" + translator.locale, snapshot.version, snapshot.updated_at.isoformat())
+        found = self._cache.get(key)
+        if found is None:
+            data = json.dumps(live_texts(snapshot, translator), ensure_ascii=False)
+            body = f"data: {data}\n\n".encode()
+            found = (body, "")
+            self._cache = {k: v for k, v in self._cache.items() if k[1] == snapshot.version}
+            self._cache[key] = found
+        return found[0]
