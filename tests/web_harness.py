@@ -18,6 +18,7 @@ from bot.core.settings import Settings
 from bot.frontends.console import Console
 from bot.services.container import Services
 from bot.services.dispatch import Dispatcher
+from bot.web.metrics import Metrics
 from bot.web.server import WebServer
 from bot.web.site import CampaignSite
 from tests.conftest import NOW
@@ -43,6 +44,9 @@ class Served:
     out: io.StringIO
     site: CampaignSite
     web: WebServer
+    metrics: Metrics
+    # /metrics on a bind of its own (COALITION_METRICS_HOST / _PORT), else None.
+    scraped: WebServer | None = None
 
     @property
     def url(self) -> str:
@@ -75,16 +79,22 @@ class Served:
 async def serve(
     settings: Settings, clock: Callable[[], datetime] = lambda: NOW
 ) -> AsyncIterator[Served]:
-    """Boot the bot and its campaign page; stop both on exit."""
-    async with bootstrap(settings, clock=clock) as (services, dispatcher):
+    """Boot the bot and its campaign page (and /metrics, as configured); stop them on exit."""
+    metrics = Metrics()
+    scraped = metrics.own_server(settings)
+    async with bootstrap(settings, clock=clock, telemetry=metrics) as (services, dispatcher):
         out = io.StringIO()
         console = Console(dispatcher, out=out)
         web = WebServer("127.0.0.1", 0)
-        site = CampaignSite(services, web)
+        site = CampaignSite(services, web, metrics)
         await site.start()
         await web.start()
+        if scraped is not None:
+            await scraped.start()
         try:
-            yield Served(services, dispatcher, console, out, site, web)
+            yield Served(services, dispatcher, console, out, site, web, metrics, scraped)
         finally:
             await site.close()
             await web.stop()
+            if scraped is not None:
+                await scraped.stop()

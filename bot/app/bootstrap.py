@@ -15,7 +15,7 @@ from bot.core.identity import Identities, load_or_create_pepper
 from bot.core.ratelimit import FloodGuard
 from bot.core.settings import Settings
 from bot.services.campaign import Campaign
-from bot.services.container import Services
+from bot.services.container import Services, Telemetry
 from bot.services.dispatch import Dispatcher
 from handlers import build_registry
 from storage.base import Storage
@@ -48,9 +48,12 @@ def storage_name(settings: Settings) -> str:
 
 @asynccontextmanager
 async def bootstrap(
-    settings: Settings, clock: Callable[[], datetime] = utc_now
+    settings: Settings,
+    clock: Callable[[], datetime] = utc_now,
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[tuple[Services, Dispatcher]]:
-    """Build storage, catalogs, identities, the registry and the dispatcher; close on exit."""
+    """Build storage, catalogs, identities, the registry and the dispatcher; close on exit.
+    `telemetry` (bot/web/metrics.py) counts what the bot does; none: nothing is counted."""
     pepper = load_or_create_pepper(
         settings.data_dir,
         settings.pepper.get_secret_value() if settings.pepper else None,
@@ -94,6 +97,7 @@ async def bootstrap(
                 shared=storage.take_command_token,
             ),
             clock=clock,
+            telemetry=telemetry if telemetry is not None else Telemetry(),
         )
         log.info(
             "ready: campaign %s, %d commands, %s",

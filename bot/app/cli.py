@@ -26,6 +26,7 @@ from bot.frontends.console import Console
 from bot.frontends.discord import REQUESTS_PER_DM, DiscordFrontend
 from bot.frontends.telegram import TelegramFrontend
 from bot.schedule.scheduler import ReminderScheduler
+from bot.web.metrics import Metrics
 from bot.web.server import WebServer
 from bot.web.site import CampaignSite
 
@@ -56,6 +57,7 @@ def _secrets(settings: Settings) -> list[str]:
         settings.pepper,
         settings.telegram_webhook_secret,
         settings.database_url,
+        settings.metrics_token,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
     if settings.database_url is not None:  # its password alone, wherever a driver quotes it
@@ -75,7 +77,9 @@ async def _until_stopped() -> None:
 
 
 async def _run(settings: Settings, command: str) -> int:
-    async with bootstrap(settings) as (services, dispatcher):
+    metrics = Metrics()  # this process's counts, for /metrics (served only when configured)
+    scraped = metrics.own_server(settings)
+    async with bootstrap(settings, telemetry=metrics) as (services, dispatcher):
         if command == "console" or (settings.telegram_token is None and not settings.discord_token):
             console = Console(dispatcher)
             outbox = Outbox(services)
@@ -84,10 +88,13 @@ async def _run(settings: Settings, command: str) -> int:
             await console.start()
             # The campaign page, on this machine only: watch it move as you pledge.
             page = WebServer("127.0.0.1", settings.web_port)
-            site = CampaignSite(services, page)
+            site = CampaignSite(services, page, metrics)
             await site.start()
             await page.start(any_port_if_taken=True)
             print(f"The campaign page, live: {page.url}", flush=True)
+            if scraped is not None:
+                await scraped.start()
+                log.info("metrics at %smetrics", scraped.url)
             scheduler = ReminderScheduler(services, outbox.wake)
             await scheduler.start()
             outbox.start()
@@ -104,9 +111,11 @@ async def _run(settings: Settings, command: str) -> int:
                 await console.close()
                 await site.close()
                 await page.stop()
+                if scraped is not None:
+                    await scraped.stop()
             return 0
         web = WebServer(settings.web_host, settings.web_port)
-        site = CampaignSite(services, web)
+        site = CampaignSite(services, web, metrics)
         frontends: list[TelegramFrontend | DiscordFrontend] = []
         if settings.telegram_token is not None:
             frontends.append(TelegramFrontend(services, dispatcher, web))
@@ -136,6 +145,9 @@ async def _run(settings: Settings, command: str) -> int:
             await site.start()
             await web.start()
             log.info("campaign page at %s", web.url)
+            if scraped is not None:
+                await scraped.start()
+                log.info("metrics at %smetrics", scraped.url)
             leading = asyncio.create_task(
                 lead_when_possible(services, outbox, scheduler, frontends, stopping)
             )
@@ -149,6 +161,8 @@ async def _run(settings: Settings, command: str) -> int:
             await relay.close()
             await site.close()
             await web.stop()
+            if scraped is not None:
+                await scraped.stop()
             for frontend in reversed(frontends):
                 await frontend.stop()
     return 0

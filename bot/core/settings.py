@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     web_discord_invite: str | None = None
     web_streams_per_address: int = Field(default=8, ge=1, le=10_000)
     web_trust_forwarded: bool = False
+    # /metrics (Prometheus): on the web server behind a bearer token, and/or on a bind of
+    # its own without one (host or port set: 127.0.0.1:9108 by default). Neither: not served.
+    metrics_token: SecretStr | None = None
+    metrics_host: str | None = None
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     discord_token: SecretStr | None = None
     data_dir: Path = Path("data")
     database_path: Path | None = None
@@ -159,6 +164,24 @@ class Settings(BaseSettings):
     @field_validator("web_host")
     @classmethod
     def _web_host_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.:%_-]{1,253}", value):
+            raise ValueError("use a host name or an address to listen on, such as 127.0.0.1")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9._~+/=-]{16,256}", value.get_secret_value()):
+            raise ValueError("use 16 to 256 characters among A-Z, a-z, 0-9 and . _ ~ + / = -")
+        return value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _metrics_host_shape(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
         if not re.fullmatch(r"[A-Za-z0-9.:%_-]{1,253}", value):
             raise ValueError("use a host name or an address to listen on, such as 127.0.0.1")
         return value
@@ -285,6 +308,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _metrics_bind(self) -> Settings:
+        if self.metrics_port and self.metrics_port == self.web_port:
+            raise ValueError(
+                "metrics_port: it is COALITION_WEB_PORT already: give /metrics a port of its "
+                "own (such as 9108), or set COALITION_METRICS_TOKEN to serve it there"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _several_processes(self) -> Settings:
         if self.database_url is None:
             return self
@@ -303,6 +335,14 @@ class Settings(BaseSettings):
                 "every process must hash ids with the same pepper"
             )
         return self
+
+    @property
+    def metrics_bind(self) -> tuple[str, int] | None:
+        """Where /metrics is served without a token (its own bind), or None."""
+        if self.metrics_host is None and self.metrics_port is None:
+            return None
+        port = 9108 if self.metrics_port is None else self.metrics_port
+        return self.metrics_host or "127.0.0.1", port
 
     @property
     def db_path(self) -> Path:

@@ -179,11 +179,13 @@ class Outbox:
                 delivery.address, text, f"d{delivery.id}", buttons, on_send
             )
         except RetryLater as wait:
+            self.services.telemetry.delivery(delivery.platform, "rate_limited")
             later = datetime.now(UTC) + timedelta(seconds=wait.seconds)
             return Finished(delivery.id, "pending", later, counted=False)
         except Exception:
             log.exception("outbox: a %s delivery failed", delivery.platform)
             outcome = Outcome.RETRY
+        self.services.telemetry.delivery(delivery.platform, str(outcome))
         if outcome is Outcome.RETRY:
             if delivery.attempts >= MAX_ATTEMPTS:
                 return Finished(delivery.id, "failed")

@@ -632,6 +632,8 @@ class DiscordFrontend:
         except discord.NotFound:
             return Outcome.UNREACHABLE
         except discord.HTTPException as error:
+            if error.status == 429:
+                self.services.telemetry.rate_limited("discord")
             return Outcome.RETRY if error.status == 429 or error.status >= 500 else Outcome.FAILED
 
     # -- boards -------------------------------------------------------------------------
@@ -663,6 +665,7 @@ class DiscordFrontend:
             await channel.get_partial_message(int(message_id)).edit(
                 embed=self._embed(reply), view=BoardView(self, label)
             )
+            self.services.telemetry.board_edit("discord")
         except discord.HTTPException as error:
             refused = isinstance(error, discord.NotFound) or error.code in REPOST_CODES
             if isinstance(error, discord.Forbidden) and not refused:

@@ -619,6 +619,7 @@ class TelegramFrontend:
                 await self.pacer.depart(chat_id, group=chat_id < 0)
                 return await request(chat_id)
             except RetryAfter as error:
+                self.services.telemetry.rate_limited("telegram")
                 wait = _seconds(error.retry_after)
                 log.warning("telegram: flood control for one chat, holding it %.0f s", wait)
                 self.pacer.pause(chat_id, wait)
@@ -727,6 +728,7 @@ class TelegramFrontend:
                     )
                     break
                 except RetryAfter as error:
+                    self.services.telemetry.rate_limited("telegram")
                     seconds = _seconds(error.retry_after)
                     self.pacer.pause(chat_id, seconds)
                     if first:
@@ -788,6 +790,8 @@ class TelegramFrontend:
 
         if await self._call(int(chat_id), idempotent=True, request=edit) is None:
             raise RuntimeError("Telegram did not take the board edit")
+        if shown[0] is not None:
+            self.services.telemetry.board_edit("telegram")
         return shown[0]
 
     def _after(self, invocation: Invocation) -> None:

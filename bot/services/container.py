@@ -26,6 +26,24 @@ BOARDS = "boards"
 PROGRESS = "progress"
 
 
+class Telemetry:
+    """Where the bot's counts of what it does go: nowhere by default; the composition root
+    may hand in one that exports them (bot/web/metrics.py)."""
+
+    def command(self, name: str, platform: str, outcome: str, seconds: float) -> None:
+        """One invocation answered: its command (registered name, or "unknown"), outcome."""
+
+    def delivery(self, platform: str, outcome: str) -> None:
+        """One outbox delivery attempt ended (sent, unreachable, retry, failed, unknown,
+        rate_limited)."""
+
+    def rate_limited(self, platform: str) -> None:
+        """The platform answered 429 (retry after)."""
+
+    def board_edit(self, platform: str) -> None:
+        """One live board was edited."""
+
+
 @dataclass(slots=True)
 class Services:
     """Settings, storage, catalogs and helpers, wired once by bot.bootstrap."""
@@ -57,6 +75,8 @@ class Services:
     # Other processes on the same database (PostgreSQL): told of the same changes by
     # topic (bot.app.relay). None with one process.
     relay: Callable[[str], None] | None = None
+    # What the bot does, counted for an organizer's scraper (/metrics); a no-op by default.
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     def counts_changed(self, *, relayed: bool = False) -> None:
         """Tell every live board (every platform's) that pledge counts changed; `relayed`:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 
 from bot.core import i18n
 from bot.core.i18n import Raw, _
@@ -17,6 +18,18 @@ log = logging.getLogger(__name__)
 
 # Words that, sent alone in a private chat, turn reminders off.
 STOP_WORDS = frozenset(fold(w) for w in ("stop", "arrêt", "arret", "stopp", "توقف", "إيقاف"))
+
+# How an invocation ended, as counted (Services.telemetry): the handler ran and answered;
+# it did not run (unknown command, wrong arguments, no right to it); it raised; the flood
+# limit dropped or warned; the storage could not be read or written.
+ANSWERED, REFUSED, FAILED, FLOODED, STORAGE = (
+    "answered",
+    "refused",
+    "failed",
+    "flood_limited",
+    "storage_failing",
+)
+Answer = tuple[str, list[Reply]]  # (outcome, replies)
 
 
 def resolve_locale(
@@ -84,6 +97,20 @@ class Dispatcher:
 
     async def handle(self, invocation: Invocation) -> list[Reply]:
         """Answer one invocation; never raises for anything a user can send."""
+        started = perf_counter()
+        outcome, replies = await self._answer(invocation)
+        command = self.services.registry.get(invocation.command)  # a label: never raw text
+        if command is not None:
+            name = command.name
+        else:
+            name = "text" if invocation.source is Source.TEXT else "unknown"
+        self.services.telemetry.command(
+            name, invocation.platform, outcome, perf_counter() - started
+        )
+        return replies
+
+    async def _answer(self, invocation: Invocation) -> Answer:
+        """The replies to one invocation, and how it ended (an outcome above)."""
         services = self.services
         # A message sent on behalf of a chat is nobody's: it gets the chat's own flood bucket
         # and no volunteer, so a pledge or a /forget can never land on a shared identity.
@@ -92,7 +119,7 @@ class Dispatcher:
         verdict = await services.flood.check(key)
         if verdict is Verdict.QUIET:
             log.debug("flood: dropped a %s on %s", invocation.source, invocation.platform)
-            return []
+            return FLOODED, []
         chat = invocation.chat_id if invocation.chat_kind is ChatKind.GROUP else None
         try:
             volunteer, community = await services.storage.load_context(
@@ -108,7 +135,7 @@ class Dispatcher:
                     or services.settings.default_language
                 )
             ):
-                return private(
+                return STORAGE, private(
                     _(
                         "I could not save that: the bot's storage is failing. Please try "
                         "again later."
@@ -123,7 +150,7 @@ class Dispatcher:
         )
         with i18n.use(services.catalogs.get(locale)):
             if verdict is Verdict.WARN:
-                return private(
+                return FLOODED, private(
                     _(
                         "You are sending commands too quickly. Please wait a few seconds, "
                         "then try again."
@@ -137,11 +164,11 @@ class Dispatcher:
                 "community": community,
             }
             try:
-                replies = await self._route(invocation, context)
-                return [evolve(reply, locale=locale) for reply in replies]
+                outcome, replies = await self._route(invocation, context)
+                return outcome, [evolve(reply, locale=locale) for reply in replies]
             except StorageError as error:  # it was not saved: never say nothing was lost
                 log.error("command /%s failed: %s", echo(invocation.command), error)
-                return private(
+                return STORAGE, private(
                     _(
                         "I could not save that: the bot's storage is failing. Please try "
                         "again later."
@@ -155,22 +182,22 @@ class Dispatcher:
                     invocation.chat_kind,
                     invocation.source,
                 )
-                return private(
+                return FAILED, private(
                     _(
                         "Something went wrong on our side. Nothing you sent was lost; "
                         "please try again in a moment."
                     )
                 )
 
-    async def _route(self, invocation: Invocation, context: dict[str, object]) -> list[Reply]:
+    async def _route(self, invocation: Invocation, context: dict[str, object]) -> Answer:
         """Find the command, check rights and arguments, and call its handler with the
         invocation completed by `context` (locale, volunteer, community) and the args."""
         services = self.services
         if invocation.source is Source.TEXT:
-            return await self._text(evolve(invocation, **context))
+            return ANSWERED, await self._text(evolve(invocation, **context))
         command = services.registry.get(invocation.command)
         if command is None:
-            return private(
+            return REFUSED, private(
                 _(
                     "I don't know the command {command}. Send /help to see what I can do.",
                     command=Raw("/" + echo(invocation.command)),
@@ -178,14 +205,14 @@ class Dispatcher:
             )
         refused = refusal(invocation, command.scope, "/" + command.name)
         if refused:
-            return refused
+            return REFUSED, refused
         try:
             args = parse_args(command, invocation.text)
         except UsageError as error:
             usage = Raw(error.command.usage())
             if error.value is None:
-                return private(_("Usage: {usage}", usage=usage))
-            return private(
+                return REFUSED, private(_("Usage: {usage}", usage=usage))
+            return REFUSED, private(
                 _(
                     "I did not understand “{value}”. Usage: {usage}",
                     value=echo(error.value),
@@ -196,16 +223,16 @@ class Dispatcher:
         if needed is not command.scope:
             refused = refusal(invocation, needed, shown(command, args))
             if refused:
-                return refused
+                return REFUSED, refused
         if invocation.as_chat and needed is Scope.VOLUNTEER and not command.public:
-            return private(
+            return REFUSED, private(
                 _(
                     "You are posting on behalf of a chat. Send {command} as yourself: a pledge "
                     "and its data belong to a person, not to a chat.",
                     command=Raw("/" + command.name),
                 )
             )
-        return await command.handler(evolve(invocation, args=args, **context), services)
+        return ANSWERED, await command.handler(evolve(invocation, args=args, **context), services)
 
     async def _text(self, invocation: Invocation) -> list[Reply]:
         """Plain text: stop words in private chats; elsewhere, chatter that is not for us."""

@@ -17,11 +17,12 @@ Middleware = Callable[[web.Request, RouteHandler], Awaitable[web.StreamResponse]
 class WebServer:
     """One aiohttp application; front-ends add their routes before it starts."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, health: bool = True) -> None:
         self.host = host
         self.requested_port = port
         self.app = web.Application(client_max_size=1024 * 1024)
-        self.app.router.add_get("/healthz", self._health)
+        if health:  # not on the bind that serves /metrics alone
+            self.app.router.add_get("/healthz", self._health)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 

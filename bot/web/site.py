@@ -26,6 +26,7 @@ from bot.core.i18n import Translator, _, normalize
 from bot.services.container import Services
 from bot.web.badge import render_badge
 from bot.web.live import LiveCounts, Snapshot
+from bot.web.metrics import Metrics
 from bot.web.page import PageContext, csp, live_texts, render_not_found, render_page
 from bot.web.server import WebServer
 
@@ -59,7 +60,9 @@ def accepted_languages(header: str) -> list[str]:
 class CampaignSite:
     """The page, its live stream, the badge and the JSON counts for one process."""
 
-    def __init__(self, services: Services, server: WebServer) -> None:
+    def __init__(
+        self, services: Services, server: WebServer, metrics: Metrics | None = None
+    ) -> None:
         self.services = services
         self.hub = LiveCounts(services)
         settings = services.settings
@@ -70,6 +73,9 @@ class CampaignSite:
         self.heartbeat = HEARTBEAT
         self._streams: Counter[str] = Counter()
         self._cache: dict[tuple[str, int, str], tuple[bytes, str]] = {}
+        if metrics is not None:  # /metrics: behind its token here, when one is set
+            metrics.follow(lambda: self.hub.snapshot, lambda: self.streams)
+            metrics.mount(server, settings)
         server.add_get("/", self.page)
         server.add_get("/api/counts", self.counts)
         server.add_get("/badge.svg", self.badge)
