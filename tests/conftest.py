@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.app.bootstrap import bootstrap
@@ -135,3 +136,10 @@ async def subscribers(app: App) -> None:
     await app.run(":as amina\n:private\n/language ar\n/reminders on")
     await app.run(":as karim\n:private\n/language fr\n/reminders on")
     await app.run(":as lea\n:private\n:hint en\n/reminders on")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for requests to the bot's web server (tests/web_harness.py `get`)."""
+    async with aiohttp.ClientSession() as session:
+        yield session

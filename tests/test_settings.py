@@ -23,6 +23,21 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no .env from the checkout
 
 
+def assert_named(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], setting: str, says: str
+) -> str:
+    """Start-up with `env` stops with one line naming `setting` and saying `says`."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    line = str(error.value)
+    assert line.startswith(f"{setting}: ")
+    assert says in line
+    assert "\n" not in line
+    return line
+
+
 @pytest.mark.parametrize(
     ("env", "setting", "says"),
     [
@@ -74,14 +89,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_wrong_setting_is_named(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], setting: str, says: str
 ) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError) as error:
-        load_settings()
-    line = str(error.value)
-    assert line.startswith(f"{setting}: ")
-    assert says in line
-    assert "\n" not in line
+    line = assert_named(monkeypatch, env, setting, says)
     for value in env.values():
         if "TOKEN" in setting or "PEPPER" in setting or "DATABASE_URL" in setting:
             assert value not in line

@@ -6,34 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.core.settings import ConfigError, load_settings
 from bot.delivery.outbox import Outbox
 from tests.conftest import PEPPER, make_settings
-from tests.web_harness import ROOT, Served, serve
+from tests.web_harness import ROOT, Served, get, serve
 
 TOKEN = "scrape-me-0123456789abcdef"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def get(
-    http: aiohttp.ClientSession, url: str, **headers: str
-) -> tuple[int, CIMultiDict[str], str]:
-    async with http.get(url, headers=headers, allow_redirects=False) as response:
-        return response.status, response.headers.copy(), await response.text()
 
 
 def parse(body: str) -> Samples:

@@ -15,12 +15,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from multidict import CIMultiDict
 
 from bot.core.i18n import Catalogs
 from bot.core.settings import Settings
 from tests.conftest import eventually, make_settings
-from tests.web_harness import Served, serve
+from tests.web_harness import Served, get, serve
 
 CATALOGS = Catalogs.load()
 DURING_FREEZE = datetime(2026, 12, 16, 12, 0, tzinfo=UTC)
@@ -35,19 +34,6 @@ def number(language: str, value: int) -> str:
 async def served(settings: Settings) -> AsyncIterator[Served]:
     async with serve(settings) as running:
         yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def get(
-    http: aiohttp.ClientSession, url: str, **headers: str
-) -> tuple[int, CIMultiDict[str], str]:
-    async with http.get(url, headers=headers, allow_redirects=False) as response:
-        return response.status, response.headers.copy(), await response.text()
 
 
 class Stream:

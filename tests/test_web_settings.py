@@ -13,8 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.core.settings import ConfigError, load_settings
+from bot.core.settings import load_settings
 from tests.conftest import eventually
+from tests.test_settings import assert_named
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,14 +65,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_a_wrong_web_setting_is_named(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], setting: str, says: str
 ) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError) as error:
-        load_settings()
-    line = str(error.value)
-    assert line.startswith(f"{setting}: ")
-    assert says in line
-    assert "\n" not in line
+    assert_named(monkeypatch, env, setting, says)
 
 
 def test_good_web_settings_are_tidied(monkeypatch: pytest.MonkeyPatch) -> None:

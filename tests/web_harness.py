@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import aiohttp
+from multidict import CIMultiDict
+
 from bot.app.bootstrap import bootstrap
 from bot.core.settings import Settings
 from bot.frontends.console import Console
@@ -98,3 +101,11 @@ async def serve(
             await web.stop()
             if scraped is not None:
                 await scraped.stop()
+
+
+async def get(
+    http: aiohttp.ClientSession, url: str, **headers: str
+) -> tuple[int, CIMultiDict[str], str]:
+    """GET url (redirects not followed): the status, the headers and the body."""
+    async with http.get(url, headers=headers, allow_redirects=False) as response:
+        return response.status, response.headers.copy(), await response.text()
