@@ -27,3 +27,21 @@ async def test_a_message_that_leaves_late_keeps_its_distance_from_the_next() -> 
     await late
     spacing = 1 / 10 * CHAT_MARGIN  # a chat's one second, shared by ten messages, with margin
     assert abs(left["late"] - left["on time"]) >= spacing * 0.999
+
+
+async def test_a_board_edit_takes_the_chat_s_next_turn_before_waiting_posts() -> None:
+    # A group's turns are few (20 a minute): when a post and the live board's edit both
+    # wait for the next one, the board goes first, so it shows the count a turn sooner.
+    pacer = Pacer(overall_per_second=1000, per_chat_per_second=5, per_group_per_minute=600)
+    order: list[str] = []
+
+    async def send(name: str, first: bool) -> None:
+        await pacer.slot(-100, group=True, first=first)
+        order.append(name)
+
+    await send("earlier post", first=False)  # takes the turn there was: the others wait
+    post = asyncio.create_task(send("post", first=False))
+    await asyncio.sleep(0.02)  # the post waits first
+    board = asyncio.create_task(send("board", first=True))
+    await asyncio.gather(post, board)
+    assert order == ["earlier post", "board", "post"]

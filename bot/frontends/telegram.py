@@ -607,14 +607,15 @@ class TelegramFrontend:
         *,
         private_chat: bool = False,
         idempotent: bool = False,
+        first: bool = False,
     ) -> Any:
         """Run one request for a chat: wait out RetryAfter for that chat only, retry network
         errors with backoff, and turn Forbidden / ChatMigrated into what they mean. A send
         that timed out after it left may have arrived: it is never sent again (InDoubt);
-        an edit (idempotent) may be."""
+        an edit (idempotent) may be. `first`: ahead of the chat's waiting posts (a board)."""
         delay = 0.5
         for attempt in range(1, SEND_ATTEMPTS + 1):
-            await self.pacer.slot(chat_id, group=chat_id < 0)
+            await self.pacer.slot(chat_id, group=chat_id < 0, first=first)
             try:
                 await self.pacer.depart(chat_id, group=chat_id < 0)
                 return await request(chat_id)
@@ -628,7 +629,9 @@ class TelegramFrontend:
                 return None
             except ChatMigrated as error:
                 await self._migrated(chat_id, error.new_chat_id)
-                return await self._call(error.new_chat_id, request, idempotent=idempotent)
+                return await self._call(
+                    error.new_chat_id, request, idempotent=idempotent, first=first
+                )
             except BadRequest as error:
                 log.warning("telegram: request refused: %s", error.message)
                 return None
@@ -788,7 +791,7 @@ class TelegramFrontend:
                 reply_markup=keyboard(reply),
             )
 
-        if await self._call(int(chat_id), idempotent=True, request=edit) is None:
+        if await self._call(int(chat_id), idempotent=True, first=True, request=edit) is None:
             raise RuntimeError("Telegram did not take the board edit")
         if shown[0] is not None:
             self.services.telemetry.board_edit("telegram")
