@@ -3,9 +3,7 @@ composition root: what it counts, and that it is never public by default."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.core.settings import ConfigError, load_settings
 from bot.delivery.outbox import Outbox
 from tests.conftest import PEPPER, make_settings
-from tests.web_harness import ROOT, Served, get, serve
+from tests.web_harness import Served, console_refusal, get, serve
 
 TOKEN = "scrape-me-0123456789abcdef"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -205,26 +203,7 @@ def test_a_wrong_metrics_setting_is_named(
 
 
 async def test_the_cli_stops_on_a_bad_metrics_token_without_showing_it(tmp_path: Path) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("COALITION_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "console",
-        env={
-            **clean,
-            "PYTHONPATH": str(ROOT),
-            "COALITION_DATA_DIR": str(tmp_path / "state"),
-            "COALITION_METRICS_TOKEN": "tooshort!",
-        },
-        cwd=tmp_path,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 2
-    lines = err.decode().strip().splitlines()
+    lines = await console_refusal(tmp_path, COALITION_METRICS_TOKEN="tooshort!")
     assert len(lines) == 1
     assert lines[0].startswith("configuration error: COALITION_METRICS_TOKEN: use 16 to 256")
     assert "tooshort" not in lines[0]

@@ -16,8 +16,7 @@ import pytest
 from bot.core.settings import load_settings
 from tests.conftest import eventually
 from tests.test_settings import assert_named
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.web_harness import console_environment, console_refusal
 
 
 @pytest.fixture(autouse=True)
@@ -79,31 +78,8 @@ def test_good_web_settings_are_tidied(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.web_streams_per_address == 8 and not settings.web_trust_forwarded
 
 
-def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("COALITION_")}
-    return {
-        **clean,
-        "PYTHONPATH": str(ROOT),
-        "COALITION_DATA_DIR": str(tmp_path / "state"),
-        **extra,
-    }
-
-
 async def test_the_cli_stops_on_a_wrong_web_setting_with_one_line(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "console",
-        env=environment(tmp_path, COALITION_WEB_PUBLIC_URL="javascript:alert(1)"),
-        cwd=tmp_path,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 2
-    lines = err.decode().strip().splitlines()
+    lines = await console_refusal(tmp_path, COALITION_WEB_PUBLIC_URL="javascript:alert(1)")
     assert len(lines) == 1
     assert lines[0].startswith("configuration error: COALITION_WEB_PUBLIC_URL: use the page's")
 
@@ -114,7 +90,7 @@ async def test_the_console_serves_the_page_and_it_follows_a_pledge(tmp_path: Pat
         "-m",
         "bot",
         "console",
-        env=environment(tmp_path, COALITION_WEB_PORT="0"),
+        env=console_environment(tmp_path, COALITION_WEB_PORT="0"),
         cwd=tmp_path,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -109,3 +110,34 @@ async def get(
     """GET url (redirects not followed): the status, the headers and the body."""
     async with http.get(url, headers=headers, allow_redirects=False) as response:
         return response.status, response.headers.copy(), await response.text()
+
+
+def console_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m bot console` in tmp_path: none of the caller's
+    COALITION_ settings, the checkout importable, `extra` on top."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COALITION_")}
+    return {
+        **clean,
+        "PYTHONPATH": str(ROOT),
+        "COALITION_DATA_DIR": str(tmp_path / "state"),
+        **extra,
+    }
+
+
+async def console_refusal(tmp_path: Path, **extra: str) -> list[str]:
+    """Start `python -m bot console` with `extra` settings, expect it to stop with exit code
+    2, and return what it wrote to stderr, line by line."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "console",
+        env=console_environment(tmp_path, **extra),
+        cwd=tmp_path,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    return err.decode().strip().splitlines()
