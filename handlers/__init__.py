@@ -6,7 +6,17 @@ from collections.abc import Sequence
 
 from bot.core.i18n import available_languages
 from bot.services.registry import Registry
-from handlers import announce, campaign, language, pledge, privacy, reminders, start, tally
+from handlers import (
+    announce,
+    campaign,
+    language,
+    pledge,
+    privacy,
+    reminders,
+    start,
+    tally,
+    webpage,
+)
 
 
 def build_registry(languages: Sequence[str] | None = None) -> Registry:
@@ -17,6 +27,7 @@ def build_registry(languages: Sequence[str] | None = None) -> Registry:
             *start.COMMANDS,
             *pledge.COMMANDS,
             *tally.COMMANDS,
+            *webpage.COMMANDS,
             *campaign.COMMANDS,
             *language.commands(available_languages() if languages is None else languages),
             *reminders.COMMANDS,

@@ -45,6 +45,7 @@ class Community:
     subscribed: bool
     board_ref: str | None
     tally_posts: bool = False  # a periodic tally post, turned on by an organizer
+    web_page: str | None = None  # the unguessable part of its web page's address, if any
 
 
 class PledgeStatus(StrEnum):
@@ -224,6 +225,14 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def set_community_subscribed(self, platform: str, chat_id: str, subscribed: bool) -> None:
         """Subscribe a community to announcements and reminders, or not."""
+
+    @abc.abstractmethod
+    async def set_web_page(self, platform: str, chat_id: str, token: str | None) -> None:
+        """Give a community its web page at `token` (None: take it down)."""
+
+    @abc.abstractmethod
+    async def web_page_tally(self, campaign_id: int, token: str) -> Tally | None:
+        """The counts a community's web page shows (None: no page has this token)."""
 
     @abc.abstractmethod
     async def set_board(self, platform: str, chat_id: str, board_ref: str | None) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.base import Finished, PledgeStatus, Storage
+from storage.base import Finished, PledgeStatus, Storage, Tally
 from storage.postgres import PostgresStorage
 from storage.sqlite import SQLiteStorage
 
@@ -214,6 +214,28 @@ async def test_a_migrated_community_keeps_pledges_and_board(storage: Storage) ->
     assert (await storage.tally(c, "telegram", "-1")).community == 0
     assert await storage.boards("telegram") == [("-1009", "55")]
     assert await storage.boards("discord") == []
+
+
+async def test_a_community_web_page_shows_its_counts_until_taken_down(storage: Storage) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(1), "telegram", "-1", "both")
+    await storage.pledge(c, key(2), "telegram", "-1", "both")
+    await storage.pledge(c, key(3), "discord", "7", "both")
+    assert await storage.web_page_tally(c, "a" * 24) is None
+    await storage.set_web_page("telegram", "-1", "a" * 24)
+    await storage.set_web_page("discord", "8", "b" * 24)  # a community nobody pledged in yet
+    assert await storage.web_page_tally(c, "a" * 24) == Tally(community=2, total=3, done=0)
+    assert await storage.web_page_tally(c, "b" * 24) == Tally(community=0, total=3, done=0)
+    context = await storage.load_context(key(1), "telegram", "-1")
+    assert context[1] is not None and context[1].web_page == "a" * 24
+    # A migrated group keeps its page, even merged into a community that used the new id.
+    await storage.pledge(c, key(4), "telegram", "-1009", "both")
+    assert await storage.move_community("telegram", "-1", "-1009")
+    assert await storage.web_page_tally(c, "a" * 24) == Tally(community=3, total=4, done=0)
+    await storage.set_web_page("telegram", "-1009", None)
+    assert await storage.web_page_tally(c, "a" * 24) is None
+    context = await storage.load_context(key(1), "telegram", "-1009")
+    assert context[1] is not None and context[1].web_page is None
 
 
 async def test_pledging_again_without_a_choice_keeps_the_accounts(storage: Storage) -> None:

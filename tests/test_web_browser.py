@@ -7,6 +7,7 @@ Screenshots of the page in each language and of the badges are left in tests/art
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -229,3 +230,23 @@ async def test_the_countdown_speaks_the_readers_time_zone(browser: Browser, tmp_
         assert await text_of(page, "#phase") == "Time left until the freeze starts"
         assert await page.is_visible("#countdown")
         assert int(await text_of(page, "#cd-d")) in (39, 40)
+
+
+async def test_a_community_page_moves_with_its_own_count(browser: Browser, served: Served) -> None:
+    console = served.console
+    for line in (":group", ":as nadia", ":admin on", "/webpage on", ":admin off"):
+        await console.feed(line)
+    address = re.findall(r"http://127\.0\.0\.1:\d+/c/[A-Za-z0-9_-]+/", served.out.getvalue())
+    assert len(address) == 1
+    await served.pledge("amina", "karim", "lea", "omar")
+    await served.site.hub.flush()
+    page = await open_live(browser, address[0] + "en/")
+    line = " ".join((await text_of(page, "#community-line")).split())
+    assert line == "Fewer than 5 volunteers have pledged in this community"
+    await served.pledge("sara")
+    # (Both say 5: "fewer than 5", then 5. The sentence tells them apart.)
+    await expect(page.locator("#community-line")).to_have_text(
+        re.compile(r"^\s*5\s+volunteers have pledged in this community\s*$"), timeout=2000
+    )
+    assert await text_of(page, "#pledged") == "5"
+    await page.screenshot(path=str(artifacts() / "community-en.png"), full_page=True)

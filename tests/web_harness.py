@@ -93,6 +93,7 @@ async def serve(
         site = CampaignSite(services, web, metrics)
         await site.start()
         await web.start()
+        services.web_address = web.url  # as the console does: community pages live here
         if scraped is not None:
             await scraped.start()
         try:

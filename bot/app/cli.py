@@ -91,6 +91,7 @@ async def _run(settings: Settings, command: str) -> int:
             site = CampaignSite(services, page, metrics)
             await site.start()
             await page.start(any_port_if_taken=True)
+            services.web_address = page.url  # community pages (/webpage), on this machine
             print(f"The campaign page, live: {page.url}", flush=True)
             if scraped is not None:
                 await scraped.start()
@@ -116,6 +117,7 @@ async def _run(settings: Settings, command: str) -> int:
             return 0
         web = WebServer(settings.web_host, settings.web_port)
         site = CampaignSite(services, web, metrics)
+        services.web_address = settings.web_public_url  # where /webpage's pages are read
         frontends: list[TelegramFrontend | DiscordFrontend] = []
         if settings.telegram_token is not None:
             frontends.append(TelegramFrontend(services, dispatcher, web))

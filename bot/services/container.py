@@ -77,6 +77,9 @@ class Services:
     relay: Callable[[str], None] | None = None
     # What the bot does, counted for an organizer's scraper (/metrics); a no-op by default.
     telemetry: Telemetry = field(default_factory=Telemetry)
+    # Where people open the campaign's web pages (ends with "/"): the public address, or
+    # the console's page on this machine; None: the bot publishes none (/webpage says so).
+    web_address: str | None = None
 
     def counts_changed(self, *, relayed: bool = False) -> None:
         """Tell every live board (every platform's) that pledge counts changed; `relayed`:

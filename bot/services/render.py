@@ -20,6 +20,11 @@ def pledge_button() -> Button:
     return Button(label=_("I pledge"), action="pledge")
 
 
+# Below this many pledges a community's web page says "fewer than 5": a page anyone may
+# read never narrows a small group's count down to the one or two people who pledged.
+SMALL_COMMUNITY = 5
+
+
 def paragraphs(*parts: str) -> str:
     """Join whole sentences or paragraphs (never pieces of one sentence)."""
     return "\n\n".join(part for part in parts if part)

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from bot.core import i18n
 from bot.core.i18n import Raw, Translator, _, language_name, ngettext
+from bot.services.render import SMALL_COMMUNITY
 from bot.web.live import Snapshot
 
 MARK = "\x00"  # where the count goes in a translated sentence
@@ -38,6 +39,9 @@ class PageContext:
     canonical: str | None  # the page's public address, when configured
     now: datetime
     zone: ZoneInfo
+    # A community's page (/webpage): its own count next to the coalition's; the campaign
+    # page is `root` + "../../" away. None: the campaign's page.
+    community: int | None = None
 
 
 def _e(text: str) -> str:
@@ -56,8 +60,34 @@ def _split(sentence: str, number: str) -> list[str]:
     return [before, number, after.replace(MARK, number)]
 
 
-def live_texts(snapshot: Snapshot, translator: Translator) -> dict[str, Any]:
-    """What a page shows of the counts, written in its language (sent live as JSON too)."""
+def community_text(count: int, translator: Translator) -> list[str]:
+    """A community's count on its page, cut around the number: "fewer than 5" below 5."""
+    with i18n.use(translator):
+        if count < SMALL_COMMUNITY:
+            sentence = ngettext(
+                "Fewer than {count} volunteer has pledged in this community",
+                "Fewer than {count} volunteers have pledged in this community",
+                SMALL_COMMUNITY,
+                count=Raw(MARK),
+            )
+            return _split(sentence, translator.number(SMALL_COMMUNITY))
+        sentence = ngettext(
+            "{count} volunteer has pledged in this community",
+            "{count} volunteers have pledged in this community",
+            count,
+            count=Raw(MARK),
+        )
+        return _split(sentence, translator.number(count))
+
+
+def live_texts(
+    snapshot: Snapshot, translator: Translator, community: int | None = None
+) -> dict[str, Any]:
+    """What a page shows of the counts, written in its language (sent live as JSON too);
+    `community`: that community's count, on its own page."""
+    texts: dict[str, Any] = {}
+    if community is not None:
+        texts["community"] = community_text(community, translator)
     with i18n.use(translator):
         pledged = ngettext(
             "{count} volunteer has pledged to freeze their accounts",
@@ -76,7 +106,7 @@ def live_texts(snapshot: Snapshot, translator: Translator) -> dict[str, Any]:
             percent=translator.percent(min(snapshot.pledged / snapshot.goal, 9.99)),
             goal=snapshot.goal,
         )
-    return {
+    return texts | {
         "pledged": _split(pledged, translator.number(snapshot.pledged)),
         "froze": _split(froze, translator.number(snapshot.froze)),
         "goal": goal,
@@ -157,7 +187,8 @@ when();tick();setInterval(tick,1000);
 if(window.EventSource){var es=new EventSource(c.events);
 es.onopen=function(){b.setAttribute("data-live","open")};
 es.onerror=function(){b.setAttribute("data-live","retrying")};
-es.onmessage=function(e){var m=JSON.parse(e.data);put("pledged-line",m.pledged);
+es.onmessage=function(e){var m=JSON.parse(e.data);if(m.community)put("community-line",
+m.community);put("pledged-line",m.pledged);
 put("froze-line",m.froze);$("goal").textContent=m.goal;var p=$("bar");p.max=m.max;
 p.value=m.value;if(m.start!==start||m.end!==end){start=m.start;end=m.end;when();tick()}}}
 var btn=$("copy"),msg=$("message"),st=$("copied");btn.hidden=false;
@@ -208,11 +239,11 @@ def _attributes(values: dict[str, str]) -> str:
     return " ".join(f'{name}="{_e(value)}"' for name, value in values.items())
 
 
-def _counted(element: str, parts: list[str]) -> str:
+def _counted(element: str, parts: list[str], big: bool) -> str:
     before, number, after = (_e(part) for part in parts)
-    big = ' class="big"' if element == "pledged" else ""
+    big_class = ' class="big"' if big else ""
     return (
-        f'<p id="{element}-line"{big}>'
+        f'<p id="{element}-line"{big_class}>'
         f'<span>{before}</span><strong id="{element}" class="n">{number}</strong>'
         f"<span>{after}</span></p>"
     )
@@ -220,7 +251,7 @@ def _counted(element: str, parts: list[str]) -> str:
 
 def render_page(snapshot: Snapshot, translator: Translator, ctx: PageContext) -> str:
     """The whole campaign page in one language, counts as of `snapshot`."""
-    texts = live_texts(snapshot, translator)
+    texts = live_texts(snapshot, translator, ctx.community)
     with i18n.use(translator):
         t = _page_texts(translator, ctx, snapshot)
     seconds = t["seconds"]
@@ -258,9 +289,20 @@ def render_page(snapshot: Snapshot, translator: Translator, ctx: PageContext) ->
     )
     canonical = (
         f'<link rel="canonical" href="{_e(ctx.canonical + ctx.language)}/">'
-        if ctx.canonical
+        if ctx.canonical and ctx.community is None
         else ""
     )
+    lead = _e(t["lead"])
+    counts = _counted("pledged", texts["pledged"], ctx.community is None) + _counted(
+        "froze", texts["froze"], False
+    )
+    if ctx.community is not None:  # unlisted: no search engine, the coalition one link away
+        canonical = '<meta name="robots" content="noindex">'
+        counts = _counted("community", texts["community"], True) + counts
+        lead = (
+            f'{_e(t["community_lead"])} <a href="{_e(ctx.root)}../../{_e(ctx.language)}/">'
+            f"{_e(t['campaign_link'])}</a>"
+        )
     data = {
         "data-events": f"{ctx.root}{ctx.language}/events",
         "data-digits": "".join(translator.number(n) for n in range(10)),
@@ -279,9 +321,9 @@ def render_page(snapshot: Snapshot, translator: Translator, ctx: PageContext) ->
         f"{canonical}{alternates}<style>{STYLE}</style></head>\n"
         f"<body {_attributes(data)}>"
         f'<header><nav aria-label="{_e(t["languages"])}"><ul>{nav}</ul></nav>'
-        f'<h1>{_e(t["name"])}</h1><p class="lead">{_e(t["lead"])}</p></header>\n'
+        f'<h1>{_e(t["name"])}</h1><p class="lead">{lead}</p></header>\n'
         '<main><section id="counts" aria-live="polite">'
-        f"{_counted('pledged', texts['pledged'])}{_counted('froze', texts['froze'])}"
+        f"{counts}"
         f'<progress id="bar" max="{texts["max"]}" value="{texts["value"]}" '
         'aria-labelledby="goal"></progress>'
         f'<p id="goal">{_e(texts["goal"])}</p></section>\n'
@@ -318,6 +360,10 @@ def _page_texts(translator: Translator, ctx: PageContext, snapshot: Snapshot) ->
             "no likes, no scrolling. Together we show the company that profiting from hate "
             "and disinformation costs it our attention."
         ),
+        "community_lead": _(
+            "A community's count, next to the whole coalition's: counts only, never names."
+        ),
+        "campaign_link": _("The campaign's page"),
         "languages": _("Languages"),
         "heading": heading,
         "seconds": seconds,

@@ -2,9 +2,11 @@
 the badge and the counts as JSON, mounted on the bot's own web server.
 
 Routes: `/` (language from Accept-Language, else the campaign's default) and `/<lang>/`;
-`/events` and `/<lang>/events`; `/badge.svg?lang=`; `/api/counts`. Any other address, or a
+`/events` and `/<lang>/events`; `/badge.svg?lang=`; `/api/counts`; a community's page
+(/webpage) at `/c/<token>/`, `/c/<token>/<lang>/` and its `events`. Any other address, or a
 language without a catalog, is a 404 page in the reader's language. Every client reads the
-one hub's snapshot (bot/web/live.py); nothing here reads the database per request.
+one hub's snapshot (bot/web/live.py); nothing here reads the database per request, but for
+a community's count: once per snapshot and community, however many read it.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from bot.web.live import LiveCounts, Snapshot
 from bot.web.metrics import Metrics
 from bot.web.page import PageContext, csp, live_texts, render_not_found, render_page
 from bot.web.server import WebServer
+from storage.base import Tally
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 15.0  # seconds between two comments on an idle stream (proxies close silent ones)
 RETRY_MS = 2000  # how soon a browser reconnects a dropped stream
 EMBED_CACHE = "public, max-age=5"
+TOKEN = "{token:[A-Za-z0-9_-]{16,64}}"  # a community page's part of the address
+COMMUNITY_READS = 10_000  # community counts kept per snapshot (more: read again)
 _QUALITY = re.compile(r"^\s*q\s*=\s*([0-9.]+)\s*$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,6 +78,8 @@ class CampaignSite:
         self.heartbeat = HEARTBEAT
         self._streams: Counter[str] = Counter()
         self._cache: dict[tuple[str, int, str], tuple[bytes, str]] = {}
+        # A community page's count per snapshot version: one read shared by its readers.
+        self._community: dict[str, tuple[int, asyncio.Future[Tally | None]]] = {}
         if metrics is not None:  # /metrics: behind its token here, when one is set
             metrics.follow(lambda: self.hub.snapshot, lambda: self.streams)
             metrics.mount(server, settings)
@@ -83,6 +90,11 @@ class CampaignSite:
         server.add_get("/{lang}/events", self.events, allow_head=False)
         server.add_get("/{lang}/", self.page)
         server.add_get("/{lang}", self.add_slash)
+        server.add_get(f"/c/{TOKEN}/", self.community_page)
+        server.add_get(f"/c/{TOKEN}/{{lang}}/", self.community_page)
+        server.add_get(f"/c/{TOKEN}/{{lang}}/events", self.events, allow_head=False)
+        server.add_get(f"/c/{TOKEN}", self.add_slash)
+        server.add_get(f"/c/{TOKEN}/{{lang}}", self.add_slash)
         server.add_middleware(self._not_found)
         server.on_shutdown(self.close)
 
@@ -125,6 +137,26 @@ class CampaignSite:
         language = self._asked(request)
         if language is None:
             return self.not_found(request)
+        return self._render(request, language, None)
+
+    async def community_page(self, request: web.Request) -> web.Response:
+        """A community's page (made by its admins with /webpage): its count next to the
+        coalition's; 404 once they take it down."""
+        language = self._asked(request)
+        if language is None:
+            return self.not_found(request)
+        try:
+            tally = await self._community_tally(request.match_info["token"])
+        except Exception:
+            log.warning("community page: could not read its count", exc_info=True)
+            with i18n.use(self.services.catalogs.get(language)):
+                text = _("The count cannot be read right now. Try again in a minute.")
+            return web.Response(status=503, text=text, headers={"Retry-After": "60"})
+        if tally is None or tally.community is None:
+            return self.not_found(request)
+        return self._render(request, language, tally.community)
+
+    def _render(self, request: web.Request, language: str, community: int | None) -> web.Response:
         services = self.services
         campaign = services.campaign
         translator = services.catalogs.get(language)
@@ -141,6 +173,7 @@ class CampaignSite:
             canonical=services.settings.web_public_url,
             now=services.clock(),
             zone=campaign.zone,
+            community=community,
         )
         body = render_page(self.hub.snapshot, translator, context)
         response = web.Response(text=body, content_type="text/html", charset="utf-8")
@@ -148,6 +181,26 @@ class CampaignSite:
         if request.match_info.get("lang") is None:
             response.headers["Vary"] = "Accept-Language"
         return response
+
+    async def _community_tally(self, token: str) -> Tally | None:
+        """A community page's counts as of the hub's snapshot (None: no such page): read
+        once per snapshot, whoever asks."""
+        version = self.hub.snapshot.version
+        found = self._community.get(token)
+        if found is None or found[0] != version:
+            if len(self._community) >= COMMUNITY_READS:
+                self._community.clear()
+            future: asyncio.Future[Tally | None] = asyncio.ensure_future(
+                self.services.storage.web_page_tally(self.services.campaign.id, token)
+            )
+            found = (version, future)
+            self._community[token] = found
+        try:
+            return await asyncio.shield(found[1])
+        except Exception:
+            if self._community.get(token) is found:
+                del self._community[token]  # the next reader tries again
+            raise
 
     def _page_headers(self, language: str) -> dict[str, str]:
         return {
@@ -159,17 +212,18 @@ class CampaignSite:
         }
 
     async def add_slash(self, request: web.Request) -> web.StreamResponse:
-        """`/fr` is `/fr/`; any other single word is not a page."""
-        language = request.match_info["lang"]
-        if language not in self.services.catalogs.languages:
+        """`/fr` is `/fr/` (and `/c/<token>/fr` is `/c/<token>/fr/`); any other word is not
+        a page."""
+        language = request.match_info.get("lang")
+        if language is not None and language not in self.services.catalogs.languages:
             return self.not_found(request)
-        raise web.HTTPPermanentRedirect(f"{language}/")
+        raise web.HTTPPermanentRedirect(request.path.rsplit("/", 1)[-1] + "/")
 
     def not_found(self, request: web.Request) -> web.Response:
         """The 404 page in the reader's language (the one the address names, if we speak it)."""
-        first = request.path.strip("/").split("/", 1)[0]
         languages = self.services.catalogs.languages
-        language = first if first in languages else self._language(request)
+        named = [part for part in request.path.split("/") if part in languages]
+        language = named[-1] if named else self._language(request)
         depth = request.path.count("/") - 1
         body = render_not_found(self.services.catalogs.get(language), "../" * max(depth, 0))
         response = web.Response(status=404, text=body, content_type="text/html", charset="utf-8")
@@ -263,6 +317,11 @@ class CampaignSite:
         language = self._asked(request)
         if language is None:
             return self.not_found(request)
+        token = request.match_info.get("token")
+        if token is not None:
+            tally = await self._community_tally(token)
+            if tally is None:  # a page taken down: 404 ends the browser's reconnecting
+                return self.not_found(request)
         address = self._address(request)
         if self._streams[address] >= self.services.settings.web_streams_per_address:
             with i18n.use(self.services.catalogs.get(language)):
@@ -273,13 +332,15 @@ class CampaignSite:
             return web.Response(status=429, text=text, headers={"Retry-After": "30"})
         self._streams[address] += 1
         try:
-            return await self._stream(request, self.services.catalogs.get(language))
+            return await self._stream(request, self.services.catalogs.get(language), token)
         finally:
             self._streams[address] -= 1
             if self._streams[address] <= 0:
                 del self._streams[address]
 
-    async def _stream(self, request: web.Request, translator: Translator) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, translator: Translator, token: str | None
+    ) -> web.StreamResponse:
         hub = self.hub
         response = web.StreamResponse(
             headers={
@@ -296,7 +357,18 @@ class CampaignSite:
                 changed = hub.changed
                 snapshot = hub.snapshot
                 if snapshot.version != shown:
-                    await response.write(self._event(snapshot, translator))
+                    if token is None:
+                        event = self._event(snapshot, translator)
+                    else:
+                        try:
+                            tally = await self._community_tally(token)
+                        except Exception:
+                            log.warning("community page: could not read its count", exc_info=True)
+                            break  # the browser tries again in RETRY_MS
+                        if tally is None or tally.community is None:
+                            break  # taken down: the browser's next try gets a 404
+                        event = self._event(snapshot, translator, token, tally.community)
+                    await response.write(event)
                     shown = snapshot.version
                     continue
                 try:
@@ -306,12 +378,21 @@ class CampaignSite:
                     await response.write(b": still here\n\n")
         return response
 
-    def _event(self, snapshot: Snapshot, translator: Translator) -> bytes:
-        """One `message` event with the page's texts; built once per snapshot and language."""
-        key = ("event:" + translator.locale, snapshot.version, snapshot.updated_at.isoformat())
+    def _event(
+        self,
+        snapshot: Snapshot,
+        translator: Translator,
+        token: str | None = None,
+        community: int | None = None,
+    ) -> bytes:
+        """One `message` event with the page's texts; built once per snapshot and language
+        (and community, on a community's page)."""
+        what = f"event:{translator.locale}:{token or ''}"
+        key = (what, snapshot.version, snapshot.updated_at.isoformat())
         found = self._cache.get(key)
         if found is None:
-            data = json.dumps(live_texts(snapshot, translator), ensure_ascii=False)
+            texts = live_texts(snapshot, translator, community)
+            data = json.dumps(texts, ensure_ascii=False)
             body = f"data: {data}\n\n".encode()
             found = (body, "")
             self._cache = {k: v for k, v in self._cache.items() if k[1] == snapshot.version}

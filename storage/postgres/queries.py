@@ -67,7 +67,7 @@ async def load_context(
     command starts here)."""
     row = await db.fetchrow(
         "SELECT v.language, v.timezone, v.reminders, v.dm_address, v.created_at, "
-        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts "
+        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page "
         "FROM (SELECT 1) AS one LEFT JOIN volunteers v ON v.key = $1 "
         "LEFT JOIN communities c ON c.platform = $2 AND c.chat_id = $3",
         key,
@@ -82,7 +82,7 @@ async def load_context(
     community = (
         None
         if row[5] is None or chat_id is None
-        else Community(int(row[5]), platform, chat_id, row[6], row[7], row[8], row[9])
+        else Community(int(row[5]), platform, chat_id, row[6], row[7], row[8], row[9], row[10])
     )
     return volunteer, community
 
@@ -325,9 +325,9 @@ async def opt_out(db: asyncpg.Connection, key: bytes) -> bool:
 async def set_community(
     db: asyncpg.Connection, platform: str, chat_id: str, column: str, value: object
 ) -> None:
-    """Set one setting of a community (language, subscribed, tally_posts, board_ref),
+    """Set one setting of a community (language, subscribed, tally_posts, board_ref, web_page),
     creating the community when new."""
-    if column not in {"language", "subscribed", "tally_posts", "board_ref"}:
+    if column not in {"language", "subscribed", "tally_posts", "board_ref", "web_page"}:
         raise ValueError(f"not a community setting: {column}")
     await db.execute(
         f"INSERT INTO communities (platform, chat_id, created_at, {column}) "
@@ -338,6 +338,20 @@ async def set_community(
         now(),
         value,
     )
+
+
+async def web_page_tally(db: asyncpg.Connection, campaign_id: int, token: str) -> Tally | None:
+    """The counts a community's web page shows (None: no page has this token)."""
+    row = await db.fetchrow(
+        "SELECT c.pledged, c.done, (SELECT t.pledged FROM community_tallies t "
+        "  WHERE t.community_id = m.id AND t.campaign_id = c.id) "
+        "FROM communities m, campaigns c WHERE m.web_page = $1 AND c.id = $2",
+        token,
+        campaign_id,
+    )
+    if row is None:
+        return None
+    return Tally(community=int(row[2] or 0), total=int(row[0]), done=int(row[1]))
 
 
 async def boards(db: asyncpg.Connection, platform: str) -> list[tuple[str, str]]:
@@ -359,7 +373,7 @@ async def move_community(
     (they wait the few milliseconds it takes)."""
     await db.execute("SELECT 1 FROM campaigns ORDER BY id FOR NO KEY UPDATE")
     rows = await db.fetch(
-        "SELECT id, chat_id, language, board_ref FROM communities "
+        "SELECT id, chat_id, language, board_ref, web_page FROM communities "
         "WHERE platform = $1 AND chat_id IN ($2, $3) ORDER BY id FOR UPDATE",
         platform,
         old_chat_id,
@@ -390,14 +404,16 @@ async def move_community(
         "ON CONFLICT (campaign_id, community_id) DO UPDATE SET pledged = EXCLUDED.pledged",
         new["id"],
     )
+    # The old row lets go of its web page's address first: addresses are unique.
+    await db.execute("DELETE FROM communities WHERE id = $1", old["id"])
     await db.execute(
         "UPDATE communities SET board_ref = COALESCE(board_ref, $2), "
-        "language = COALESCE(language, $3) WHERE id = $1",
+        "language = COALESCE(language, $3), web_page = COALESCE(web_page, $4) WHERE id = $1",
         new["id"],
         old["board_ref"],
         old["language"],
+        old["web_page"],
     )
-    await db.execute("DELETE FROM communities WHERE id = $1", old["id"])
     return True
 
 

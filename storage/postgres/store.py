@@ -355,6 +355,14 @@ class PostgresStorage(Storage):
             lambda db: queries.set_community(db, platform, chat_id, "tally_posts", enabled)
         )
 
+    async def set_web_page(self, platform: str, chat_id: str, token: str | None) -> None:
+        """Give a community its web page at `token` (None: take it down)."""
+        await self._run(lambda db: queries.set_community(db, platform, chat_id, "web_page", token))
+
+    async def web_page_tally(self, campaign_id: int, token: str) -> Tally | None:
+        """The counts a community's web page shows (None: no page has this token)."""
+        return await self._run(lambda db: queries.web_page_tally(db, campaign_id, token))
+
     async def set_board(self, platform: str, chat_id: str, board_ref: str | None) -> None:
         """Remember the platform reference of a community's board message."""
         await self._run(

@@ -44,7 +44,7 @@ def load_context(
     command starts here)."""
     row = db.execute(
         "SELECT v.language, v.timezone, v.reminders, v.dm_address, v.created_at, "
-        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts "
+        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page "
         "FROM (SELECT 1) LEFT JOIN volunteers v ON v.key = ? "
         "LEFT JOIN communities c ON c.platform = ? AND c.chat_id = ?",
         (key, platform, chat_id),
@@ -59,7 +59,9 @@ def load_context(
     community = (
         None
         if row[5] is None or chat_id is None
-        else Community(row[5], platform, chat_id, row[6], bool(row[7]), row[8], bool(row[9]))
+        else Community(
+            row[5], platform, chat_id, row[6], bool(row[7]), row[8], bool(row[9]), row[10]
+        )
     )
     return volunteer, community
 
@@ -266,6 +268,25 @@ def set_tally_posts(db: sqlite3.Connection, platform: str, chat_id: str, enabled
     )
 
 
+def set_web_page(db: sqlite3.Connection, platform: str, chat_id: str, token: str | None) -> None:
+    """Give a community its web page at `token` (None: take it down)."""
+    community_id = _ensure_community(db, platform, chat_id)
+    db.execute("UPDATE communities SET web_page = ? WHERE id = ?", (token, community_id))
+
+
+def web_page_tally(db: sqlite3.Connection, campaign_id: int, token: str) -> Tally | None:
+    """The counts a community's web page shows (None: no page has this token)."""
+    row = db.execute(
+        "SELECT c.pledged, c.done, (SELECT t.pledged FROM community_tallies t "
+        "  WHERE t.community_id = m.id AND t.campaign_id = c.id) "
+        "FROM communities m, campaigns c WHERE m.web_page = ? AND c.id = ?",
+        (token, campaign_id),
+    ).fetchone()
+    if row is None:
+        return None
+    return Tally(community=int(row[2] or 0), total=int(row[0]), done=int(row[1]))
+
+
 def set_board(db: sqlite3.Connection, platform: str, chat_id: str, board_ref: str | None) -> None:
     """Remember the platform reference of a community's board message."""
     community_id = _ensure_community(db, platform, chat_id)
@@ -307,12 +328,13 @@ def move_community(
         "ON CONFLICT DO UPDATE SET pledged = excluded.pledged",
         (new.id, new.id),
     )
+    # The old row lets go of its web page's address first: addresses are unique.
+    db.execute("DELETE FROM communities WHERE id = ?", (old.id,))
     db.execute(
         "UPDATE communities SET board_ref = COALESCE(board_ref, ?), "
-        "language = COALESCE(language, ?) WHERE id = ?",
-        (old.board_ref, old.language, new.id),
+        "language = COALESCE(language, ?), web_page = COALESCE(web_page, ?) WHERE id = ?",
+        (old.board_ref, old.language, old.web_page, new.id),
     )
-    db.execute("DELETE FROM communities WHERE id = ?", (old.id,))
     return True
 
 
@@ -692,13 +714,13 @@ def _volunteer(db: sqlite3.Connection, key: bytes) -> Volunteer | None:
 
 def _community(db: sqlite3.Connection, platform: str, chat_id: str) -> Community | None:
     row = db.execute(
-        "SELECT id, language, subscribed, board_ref, tally_posts FROM communities "
+        "SELECT id, language, subscribed, board_ref, tally_posts, web_page FROM communities "
         "WHERE platform = ? AND chat_id = ?",
         (platform, chat_id),
     ).fetchone()
     if row is None:
         return None
-    return Community(row[0], platform, chat_id, row[1], bool(row[2]), row[3], bool(row[4]))
+    return Community(row[0], platform, chat_id, row[1], bool(row[2]), row[3], bool(row[4]), row[5])
 
 
 def _end_if_over(db: sqlite3.Connection, broadcast_ids: Iterable[int]) -> bool:

@@ -1,0 +1,4 @@
+-- A community's web page (issue 14): made only when one of its admins asks (/webpage on),
+-- at an unguessable address; NULL: none. Taking it down clears it, so the address dies.
+ALTER TABLE communities ADD COLUMN web_page TEXT;
+CREATE UNIQUE INDEX communities_web_page ON communities (web_page) WHERE web_page IS NOT NULL;
