@@ -18,7 +18,7 @@ import pytest
 from bot.app.bootstrap import bootstrap
 from bot.app.logs import setup_logging
 from bot.frontends.telegram import TelegramFrontend
-from bot.services.container import Services
+from bot.services.container import Services, Telemetry
 from bot.web.server import WebServer
 from tests.conftest import NOW, WAIT, eventually, make_settings
 from tests.fakes.telegram_server import FakeTelegram, Limits
@@ -44,9 +44,13 @@ class World:
 
 @asynccontextmanager
 async def telegram_world(
-    tmp_path: Path, limits: Limits | None = None, **overrides: object
+    tmp_path: Path,
+    limits: Limits | None = None,
+    telemetry: Telemetry | None = None,
+    **overrides: object,
 ) -> AsyncIterator[World]:
-    """The fake Bot API server and the real bot, started against it."""
+    """The fake Bot API server and the real bot, started against it (counting what it does
+    into `telemetry`, when given)."""
     async with FakeTelegram(TOKEN, limits=limits) as server:
         settings = make_settings(
             tmp_path,
@@ -55,7 +59,8 @@ async def telegram_world(
             telegram_base_file_url=server.base_file_url,
             **overrides,
         )
-        async with bootstrap(settings, clock=lambda: NOW) as (services, dispatcher):
+        booted = bootstrap(settings, clock=lambda: NOW, telemetry=telemetry)
+        async with booted as (services, dispatcher):
             frontend = TelegramFrontend(services, dispatcher)
             await frontend.start()
             await frontend.lead()  # the only process: it leads

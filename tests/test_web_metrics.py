@@ -8,11 +8,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.core.settings import ConfigError, load_settings
 from bot.delivery.outbox import Outbox
-from tests.conftest import PEPPER, make_settings
+from bot.web.metrics import Metrics
+from tests.conftest import PEPPER, WAIT, make_settings
+from tests.fakes.telegram_server import Limits
+from tests.test_telegram_e2e import ADMIN, GROUP, telegram_world
 from tests.web_harness import Served, console_refusal, get, serve
 
 TOKEN = "scrape-me-0123456789abcdef"
@@ -108,22 +112,40 @@ async def test_an_announcement_s_deliveries_are_counted(
     assert value(samples, "coalition_commands_total", **announce) == 1
 
 
-async def test_platform_counters_are_exported_by_platform(
-    tmp_path: Path, http: aiohttp.ClientSession
+async def test_telegram_429s_sends_and_board_edits_are_counted_where_they_happen(
+    tmp_path: Path,
 ) -> None:
-    # What the Telegram and Discord front-ends count (a 429, an in-doubt send, a board
-    # edit) as they would count it, without a platform to provoke them here.
-    async with serve(make_settings(tmp_path, metrics_token=TOKEN)) as served:
-        telemetry = served.services.telemetry
-        telemetry.rate_limited("telegram")
-        telemetry.delivery("telegram", "unknown")
-        telemetry.board_edit("discord")
-        telemetry.board_edit("discord")
-        samples = parse(await scrape(http, served))
-    assert value(samples, "coalition_rate_limited_total", platform="telegram") == 1
-    unknown = {"platform": "telegram", "outcome": "unknown"}
-    assert value(samples, "coalition_deliveries_total", **unknown) == 1
-    assert value(samples, "coalition_board_edits_total", platform="discord") == 2
+    # The real Telegram front-end against the fake Bot API with Telegram's limits on. The
+    # bot is told a chat takes 100 messages a second, so the server's real 1/s answers 429.
+    metrics = Metrics()
+    limited = Limits(enabled=True)
+    async with telegram_world(
+        tmp_path, limited, metrics, telegram_rate_per_chat=100, board_interval=0.5
+    ) as world:
+        server = world.server
+        server.add_user(1001, "R", "en")
+        for _ in range(3):
+            server.user_sends(1001, 1001, "/tally")
+        await server.wait_for(lambda: server.rejected_429 >= 1, WAIT)
+        await server.wait_for(lambda: len(server.messages(1001)) == 3, WAIT)
+
+        server.add_user(ADMIN, "Adm", "en")
+        server.add_group(GROUP, "Coalition", admins=[ADMIN])
+        server.user_sends(ADMIN, GROUP, "/board")
+        (board,) = await world.answer_in(GROUP)
+        server.add_user(1002, "P", "en")
+        press = server.user_presses(1002, GROUP, board["message_id"], "pledge")
+        await server.wait_for(lambda: press in server.callback_answers, WAIT)
+        await server.wait_for(lambda: len(server.edits(GROUP)) >= 1, WAIT)
+        samples = parse(generate_latest(metrics.registry).decode())
+        rejected = server.rejected_429
+        edits = len(server.edits(GROUP))
+    assert value(samples, "coalition_rate_limited_total", platform="telegram") == rejected
+    assert value(samples, "coalition_board_edits_total", platform="telegram") == edits
+    tally = {"command": "tally", "platform": "telegram", "outcome": "answered"}
+    assert value(samples, "coalition_commands_total", **tally) == 3
+    pledged = {"command": "pledge", "platform": "telegram", "outcome": "answered"}
+    assert value(samples, "coalition_commands_total", **pledged) == 1
 
 
 @pytest.mark.parametrize(
