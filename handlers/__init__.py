@@ -10,6 +10,7 @@ from handlers import (
     announce,
     campaign,
     language,
+    link,
     pledge,
     privacy,
     reminders,
@@ -32,6 +33,7 @@ def build_registry(languages: Sequence[str] | None = None) -> Registry:
             *language.commands(available_languages() if languages is None else languages),
             *reminders.COMMANDS,
             *announce.COMMANDS,
+            *link.COMMANDS,
             *privacy.COMMANDS,
         ]
     )

@@ -4,6 +4,8 @@ Organizers also see the reminder ladder, and change it:
 
     /campaign window 2026-12-16 09:00         the new start, in the campaign's time zone;
                                               the freeze keeps its length (24 hours)
+    /campaign window 2026-12-16 09:00 48h     a new start and a new length (every text
+                                              says the window's length)
     /campaign reminder before_1h 2h           how long before the start the rung goes
                                               (after the end, for end and checkin)
     /campaign reminder checkin off|on         switch a rung off, or back to its default
@@ -29,6 +31,7 @@ from bot.services.campaign import (
     LADDER,
     Phase,
     default_distance,
+    duration,
     load_ladder,
     moved_ladder,
     place,
@@ -60,9 +63,10 @@ ACTION = Arg(
 )
 VALUE = Arg("value", label=N_("new value (coalition organizers)"), rest=True)
 
-# The freeze keeps its length when organizers move it: every text of the campaign says
-# "24 hours", so a window of another length would make them untrue.
-DEFAULT_LENGTH = timedelta(hours=24)
+# The freeze keeps its length when organizers move it, unless they type a new one; every
+# text says the window's own length (bot.services.campaign.duration).
+MIN_LENGTH = timedelta(hours=1)
+MAX_LENGTH = timedelta(days=14)
 MAX_DISTANCE = timedelta(days=7)  # how far a reminder may be from its end of the window
 # How far ahead organizers may move the freeze: further is surely a typo (2062 for 2026).
 MAX_AHEAD = timedelta(days=366)
@@ -176,7 +180,10 @@ def overview(invocation: Invocation, services: Services) -> str:
         Phase.OVER: _("The freeze is over. Thank you to everyone who took part!"),
     }[phase]
     return paragraphs(
-        _("Stop Hate For Profit: freeze your Instagram and Facebook accounts for 24 hours."),
+        _(
+            "Stop Hate For Profit: freeze your Instagram and Facebook accounts for {length}.",
+            length=Raw(duration(services.campaign.length)),
+        ),
         window(services, reader_zone(invocation, services), invocation.platform),
         status,
         post_message(services),
@@ -242,13 +249,29 @@ async def set_window(invocation: Invocation, services: Services, value: str) -> 
         return private(
             _(
                 "Write the new start of the freeze in the campaign's time zone ({zone}), for "
-                "example {example}. The freeze keeps its length.",
+                "example {example}. The freeze keeps its length ({length}) unless you add a "
+                "new one after the start, for example {longer}.",
                 zone=zone_name,
                 example=example(window_example(services)),
+                length=Raw(duration(services.campaign.length)),
+                longer=example(window_example(services) + " 48h"),
             )
         )
     match = _WINDOW.fullmatch(value)
+    asked: timedelta | None = None  # a new length, typed after the start
+    if match is None and " " in value.strip():
+        head, _sep, tail = value.strip().rpartition(" ")
+        asked = parse_length(tail)
+        match = _WINDOW.fullmatch(head.strip()) if asked is not None else None
     start = parse_start(match, zone) if match else None
+    if asked is not None and not MIN_LENGTH <= asked <= MAX_LENGTH:
+        return private(
+            _(
+                "A freeze lasts from {shortest} to {longest}. Nothing changed.",
+                shortest=Raw(duration(MIN_LENGTH)),
+                longest=Raw(duration(MAX_LENGTH)),
+            )
+        )
     if match is None or start is None:
         return private(
             _(
@@ -259,12 +282,7 @@ async def set_window(invocation: Invocation, services: Services, value: str) -> 
                 example=example(window_example(services)),
             )
         )
-    current = services.campaign
-    length = (
-        current.end - current.start
-        if current.start is not None and current.end is not None
-        else DEFAULT_LENGTH
-    )
+    length = asked or services.campaign.length
     start = start.astimezone(UTC)
     end = start + length
     now = services.clock()

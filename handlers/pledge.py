@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.core import i18n
 from bot.core.i18n import N_, Raw, _
 from bot.core.types import Invocation, Reply, private
-from bot.services.campaign import checkin_window, load_ladder
+from bot.services.campaign import checkin_window, duration, load_ladder
 from bot.services.container import Services
 from bot.services.registry import Arg, Choice, Command
 from bot.services.render import paragraphs, window
@@ -30,7 +30,7 @@ def is_milestone(number: int, goal: int) -> bool:
 
 
 async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
-    """Pledge to freeze your Instagram and Facebook accounts for 24 hours."""
+    """Pledge to freeze your Instagram and Facebook accounts."""
     choice = invocation.args.get("platform")  # none given: keep what they pledged before
     chat = invocation.chat_id if invocation.in_group else None
     result = await services.storage.pledge(
@@ -91,8 +91,9 @@ async def pledge(invocation: Invocation, services: Services) -> list[Reply]:
         paragraphs(
             _(
                 "Thank you! Your pledge is recorded: you will freeze your accounts "
-                "({accounts}) for 24 hours. You are volunteer number {number}.",
+                "({accounts}) for {length}. You are volunteer number {number}.",
                 accounts=label,
+                length=Raw(duration(services.campaign.length)),
                 number=result.number,
             ),
             after,
@@ -179,7 +180,7 @@ async def mypledge(invocation: Invocation, services: Services) -> list[Reply]:
 COMMANDS = (
     Command(
         "pledge",
-        N_("Pledge to freeze your Instagram and Facebook accounts for 24 hours"),
+        N_("Pledge to freeze your Instagram and Facebook accounts"),
         pledge,
         args=(PLATFORM,),
     ),

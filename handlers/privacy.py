@@ -11,6 +11,7 @@ from bot.services.container import Services
 from bot.services.registry import Arg, Choice, Command
 from bot.services.render import paragraphs
 from handlers.common import accounts, long_date
+from handlers.link import platform_name
 from storage.base import NotWiped, StorageError
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,14 @@ async def mydata(invocation: Invocation, services: Services) -> list[Reply]:
             )
         else:
             lines.append(_("• Reminders: off; no address is kept"))
+    if data.platforms:
+        lines.append(
+            _(
+                "• Linked accounts: {platforms}. Only the keyed hashes of the accounts are "
+                "stored, joined to each other.",
+                platforms=i18n.current().join([platform_name(p) for p in data.platforms]),
+            )
+        )
     if found is not None:
         lines.append(
             _(
@@ -87,9 +96,9 @@ async def forget(invocation: Invocation, services: Services) -> list[Reply]:
     if invocation.args.get("confirm") != "confirm":
         return private(
             _(
-                "This erases everything the bot stores about you: your pledge, your language, "
-                "your time zone and your reminders. It cannot be undone. Press the button or "
-                "send {command}.",
+                "This erases everything the bot stores about you, on every account you linked: "
+                "your pledge, your language, your time zone and your reminders. It cannot be "
+                "undone. Press the button or send {command}.",
                 command=Raw("/forget confirm"),
             ),
             Button(_("Erase my data"), "forget confirm"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.core import i18n
 from bot.core.i18n import N_, Raw, _
 from bot.core.types import Invocation, Reply, Scope
+from bot.services.campaign import duration
 from bot.services.container import Services
 from bot.services.registry import Arg, Choice, Command
 from bot.services.render import paragraphs, pledge_button
@@ -20,8 +21,9 @@ async def start(invocation: Invocation, services: Services) -> list[Reply]:
     text = paragraphs(
         _(
             "Welcome! This bot serves the volunteers of Stop Hate For Profit. We freeze our "
-            "Instagram and Facebook accounts for 24 hours, then each of us posts one message "
-            "criticising the company."
+            "Instagram and Facebook accounts for {length}, then each of us posts one message "
+            "criticising the company.",
+            length=Raw(duration(services.campaign.length)),
         ),
         _(
             "Press the button to pledge, or send {command} to see everything I can do.",

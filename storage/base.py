@@ -129,6 +129,29 @@ class VolunteerData:
 
     volunteer: Volunteer | None
     pledge: Pledge | None
+    platforms: tuple[str, ...] = ()  # the platforms of their linked accounts (none: not linked)
+
+
+class LinkStatus(StrEnum):
+    """How sending a /link code ended."""
+
+    LINKED = "linked"
+    ALREADY = "already"  # the two accounts were one volunteer already
+    WRONG = "wrong"  # no such code
+    EXPIRED = "expired"
+    USED = "used"
+    SAME_PLATFORM = "same_platform"  # the code was made on the platform it was sent from
+    THROTTLED = "throttled"  # too many wrong codes lately
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """What linking did: the person's platforms after it, the pledge number kept."""
+
+    status: LinkStatus
+    platforms: tuple[str, ...] = ()
+    number: int | None = None  # the pledge kept in the campaign (None: no pledge)
+    wait: int = 0  # THROTTLED: seconds until another code may be tried
 
 
 class Storage(abc.ABC):
@@ -245,6 +268,33 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def move_community(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
         """Give a community a new chat id (a migrated group), keeping its pledges and board."""
+
+    @abc.abstractmethod
+    async def add_link_code(
+        self, key: bytes, platform: str, code: bytes, expires_at: datetime
+    ) -> bool:
+        """Keep a one-time /link code (its keyed hash) for an account, replacing the one it
+        had; False if another account's live code has the same hash (draw another)."""
+
+    @abc.abstractmethod
+    async def redeem_link_code(
+        self,
+        campaign_id: int,
+        key: bytes,
+        platform: str,
+        code: bytes,
+        now: datetime,
+        attempts: int,
+        window: timedelta,
+    ) -> LinkResult:
+        """Join the account `key` to the one that made `code`: one volunteer from now on,
+        keeping the earlier pledge, counters exact. At most `attempts` failed codes per
+        account per `window`."""
+
+    @abc.abstractmethod
+    async def unlink(self, key: bytes) -> str | None:
+        """Split a person's linked accounts again; the platform of the account that keeps
+        the volunteer (pledge, settings), None if `key` was not linked."""
 
     @abc.abstractmethod
     async def forget(self, key: bytes) -> bool:

@@ -155,6 +155,26 @@ async def test_window_without_a_time_starts_at_midnight_and_lasts_24_hours(bot: 
     assert "Fri, Dec 18, 2026, 12:00" in out and "Sat, Dec 19, 2026, 12:00" in out
 
 
+async def test_a_window_of_another_length_changes_every_text_that_says_it(bot: App) -> None:
+    assert "for 24 hours" in await bot.run(":as omar\n/pledge")
+    out = await bot.run(":organizer on\n/campaign window 2026-12-18 09:00 48h")
+    assert at("Fri, Dec 18, 2026, 9:00 AM to Sun, Dec 20, 2026, 9:00 AM") in out
+    out = await bot.run(":organizer off\n:as amina\n/pledge")
+    assert "you will freeze your accounts (Instagram and Facebook) for 2 days." in out
+    assert "I froze my Instagram and Facebook accounts for 2 days because" in out
+    out = await bot.run(":as lea\n:hint fr\n/campaign")
+    assert "gelez vos comptes Instagram et Facebook pendant 2 jours." in out
+    out = await bot.run(":as sami\n:hint ar\n/start")
+    assert "نجمّد حساباتنا على إنستاجرام وفيسبوك لمدة يومين" in out
+
+    out = await bot.run(":as amina\n:hint none\n:organizer on\n/campaign window 2026-12-18 90m")
+    assert at("Fri, Dec 18, 2026, 12:00 AM to Fri, Dec 18, 2026, 1:30 AM") in out
+    out = await bot.run("/campaign window 2026-12-18 0")
+    assert "A freeze lasts from 1 hour to 14 days. Nothing changed." in out
+    out = await bot.run(":organizer off\n/campaign")
+    assert "for 90 minutes." in out
+
+
 async def test_reminders_a_new_window_puts_in_the_past_are_switched_off(
     bot: App, clock: Clock
 ) -> None:
@@ -310,7 +330,7 @@ BAD = {
     "en": {
         "date": "I could not read “2026-13-45 18:00” as a date and time.",
         "words": "I could not read “tomorrow evening” as a date and time.",
-        "length": "I could not read “2026-12-20 18:00 36h” as a date and time.",
+        "length": "A freeze lasts from 1 hour to 14 days. Nothing changed.",
         "over": "would already be over. Nothing changed.",
         "rung": "There is no reminder called “lunch”.",
         "offset": "I could not read “soon” as a length of up to 7 days",
@@ -319,7 +339,7 @@ BAD = {
     "fr": {
         "date": "Je n’ai pas pu lire «\u00a02026-13-45 18:00\u00a0» comme une date et une heure.",
         "words": "Je n’ai pas pu lire «\u00a0tomorrow evening\u00a0» comme une date",
-        "length": "Je n’ai pas pu lire «\u00a02026-12-20 18:00 36h\u00a0» comme une date",
+        "length": "Un gel dure de 1 heure à 14 jours. Rien n’a changé.",
         "over": "serait déjà terminé. Rien n’a changé.",
         "rung": "Il n’y a pas de rappel nommé «\u00a0lunch\u00a0».",
         "offset": "Je n’ai pas pu lire «\u00a0soon\u00a0» comme une durée de 7 jours au plus",
@@ -328,7 +348,7 @@ BAD = {
     "ar": {
         "date": "لم أتمكن من قراءة «\u20682026-13-45 18:00\u2069» كتاريخ ووقت.",
         "words": "لم أتمكن من قراءة «\u2068tomorrow evening\u2069» كتاريخ ووقت.",
-        "length": "لم أتمكن من قراءة «\u20682026-12-20 18:00 36h\u2069» كتاريخ ووقت.",
+        "length": "يدوم التجميد من ساعة واحدة إلى \u206814\u2069 يومًا. لم يتغيّر شيء.",
         "over": "سيكون قد انتهى بالفعل. لم يتغير شيء.",
         "rung": "لا يوجد تذكير باسم «\u2068lunch\u2069».",
         "offset": "لم أتمكن من قراءة «\u2068soon\u2069» كمدة لا تتجاوز 7 أيام",
@@ -346,8 +366,8 @@ async def test_bad_input_gets_a_clear_answer_in_each_language_and_changes_nothin
     before = await bot.run("/campaign")
     assert says["date"] in await bot.run("/campaign window 2026-13-45 18:00")
     assert says["words"] in await bot.run("/campaign window tomorrow evening")
-    # the freeze keeps its length: the campaign's texts all say 24 hours
-    assert says["length"] in await bot.run("/campaign window 2026-12-20 18:00 36h")
+    # a length typed after the start, out of bounds
+    assert says["length"] in await bot.run("/campaign window 2026-12-20 18:00 15d")
     assert says["over"] in await bot.run("/campaign window 2026-11-20 09:00")
     assert says["rung"] in await bot.run("/campaign reminder lunch 2h")
     assert says["offset"] in await bot.run("/campaign reminder before_1h soon")
@@ -361,7 +381,7 @@ async def test_bad_input_gets_a_clear_answer_in_each_language_and_changes_nothin
 async def test_the_window_command_explains_itself_when_left_empty(bot: App) -> None:
     out = await bot.run(":organizer on\n/campaign window")
     assert "Write the new start of the freeze in the campaign's time zone" in out
-    assert "The freeze keeps its length." in out
+    assert "The freeze keeps its length (24 hours) unless you add a new one" in out
     out = await bot.run("/campaign reminder before_1h")
     assert "Name a reminder and when it goes, for example /campaign reminder before_1h 2h" in out
     out = await bot.run("/campaign fenêtre 2026-12-20 18:00")  # French words work too

@@ -27,8 +27,8 @@ SPANISH = {
     "I answer you in {language}. Choose another language:": (
         "Te respondo en {language}. Elige otro idioma:"
     ),
-    "Pledge to freeze your Instagram and Facebook accounts for 24 hours": (
-        "Comprométete a congelar tus cuentas de Instagram y Facebook durante 24 horas"
+    "Pledge to freeze your Instagram and Facebook accounts": (
+        "Comprométete a congelar tus cuentas de Instagram y Facebook"
     ),
 }
 SPANISH_COMMAND_NAMES = {"pledge": "comprometerse"}
@@ -138,7 +138,7 @@ async def test_telegram_publishes_a_spanish_menu_and_answers_in_spanish(tmp_path
         menu = {c["command"]: c["description"] for c in server.commands[("default", "es")]}
         assert (
             menu["pledge"]
-            == SPANISH["Pledge to freeze your Instagram and Facebook accounts for 24 hours"]
+            == SPANISH["Pledge to freeze your Instagram and Facebook accounts"]
         )
         server.add_user(777, "María", "es")
         server.user_sends(777, 777, "/language")
@@ -178,7 +178,7 @@ async def test_discord_is_given_the_spanish_names_for_its_spanish_locales(
         assert pledge["name_localizations"][locale] == "comprometerse"
         assert (
             pledge["description_localizations"][locale]
-            == SPANISH["Pledge to freeze your Instagram and Facebook accounts for 24 hours"]
+            == SPANISH["Pledge to freeze your Instagram and Facebook accounts"]
         )
     assert pledge["name_localizations"]["fr"] == "je-m-engage"
     language = synced["language"]["options"][0]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.base import Finished, PledgeStatus, Storage, Tally
+from storage.base import Finished, LinkResult, LinkStatus, PledgeStatus, Storage, Tally
 from storage.postgres import PostgresStorage
 from storage.sqlite import SQLiteStorage
 
@@ -542,3 +542,128 @@ async def test_sending_may_start_before_every_recipient_is_added(storage: Storag
         "pending": 5_000 - claimed,
         "inflight": claimed,
     }
+
+
+# -- linked accounts (/link) ----------------------------------------------------------------
+
+MINUTES_10 = timedelta(minutes=10)
+
+
+def code(n: int) -> bytes:
+    return (900 + n).to_bytes(32, "big")
+
+
+async def link(
+    storage: Storage, c: int, maker: int, made_on: str, sender: int, sent_on: str, n: int = 1
+) -> LinkResult:
+    now = datetime.now(UTC)
+    assert await storage.add_link_code(key(maker), made_on, code(n), now + MINUTES_10)
+    return await storage.redeem_link_code(c, key(sender), sent_on, code(n), now, 5, MINUTES_10)
+
+
+async def test_linking_two_pledged_accounts_keeps_the_earlier_pledge_counts_exact(
+    storage: Storage,
+) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(9), "telegram", "-1", "both")  # someone else, number 1
+    await storage.pledge(c, key(1), "telegram", "-1", "both")  # number 2, in -1 and -2
+    await storage.pledge(c, key(1), "telegram", "-2", "both")
+    await storage.pledge(c, key(2), "discord", "g1", "instagram")  # number 3, the same person
+    await storage.pledge(c, key(2), "discord", "g2", "instagram")
+    assert await storage.mark_done(c, key(2))  # said they froze, on Discord
+    await storage.set_language(key(2), "fr")
+    before = await storage.tally(c, "", None)
+    assert (before.total, before.done) == (3, 1)
+
+    result = await link(storage, c, 2, "discord", 1, "telegram")  # made on Discord
+    assert result.status is LinkStatus.LINKED
+    assert (result.platforms, result.number) == (("discord", "telegram"), 2)
+    after = await storage.tally(c, "", None)
+    assert (after.total, after.done) == (2, 1)  # one person less, who froze
+    for platform, chat, count in (
+        ("telegram", "-1", 2),
+        ("telegram", "-2", 1),
+        ("discord", "g1", 1),
+        ("discord", "g2", 1),
+    ):
+        assert (await storage.tally(c, platform, chat)).community == count, chat
+    # Either account reads the one volunteer: the earlier pledge, the language chosen.
+    for account in (1, 2):
+        volunteer, _ = await storage.load_context(key(account), "console", None)
+        assert volunteer is not None and volunteer.key == key(1) and volunteer.language == "fr"
+    data = await storage.export(c, key(1))
+    assert data.pledge is not None and data.pledge.number == 2 and data.pledge.communities == 4
+    assert data.platforms == ("discord", "telegram")
+    # A later pledge on either account is the same pledge.
+    again = await storage.pledge(c, key(1), "discord", "g3", None)
+    assert again.status is PledgeStatus.ALREADY and again.number == 2
+    assert (await storage.tally(c, "", None)).total == 2
+
+
+async def test_a_pledge_made_only_on_the_second_account_moves_over_whole(
+    storage: Storage,
+) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.set_timezone(key(1), "Europe/Paris")  # no pledge: just a setting
+    await storage.pledge(c, key(2), "discord", "g1", "facebook")
+    result = await link(storage, c, 1, "telegram", 2, "discord")
+    assert (result.status, result.number) == (LinkStatus.LINKED, 1)
+    volunteer, _ = await storage.load_context(key(1), "console", None)
+    assert volunteer is not None and volunteer.key == key(2)  # the one who pledged
+    assert volunteer.timezone == "Europe/Paris"
+    assert (await storage.tally(c, "discord", "g1")).community == 1
+    assert (await storage.tally(c, "", None)).total == 1
+
+
+async def test_link_codes_wrong_expired_used_same_platform_and_throttled(
+    storage: Storage,
+) -> None:
+    c = await storage.ensure_campaign("c")
+    now = datetime.now(UTC)
+    assert await storage.add_link_code(key(1), "telegram", code(1), now + MINUTES_10)
+    assert not await storage.add_link_code(key(5), "discord", code(1), now + MINUTES_10)
+
+    async def send(n: int, at: datetime, sender: int = 2, on: str = "discord") -> LinkStatus:
+        result = await storage.redeem_link_code(c, key(sender), on, code(n), at, 3, MINUTES_10)
+        return result.status
+
+    assert await send(1, now, sender=3, on="telegram") is LinkStatus.SAME_PLATFORM
+    assert await send(1, now + MINUTES_10 + timedelta(seconds=1)) is LinkStatus.EXPIRED
+    assert await send(7, now) is LinkStatus.WRONG
+    assert await send(1, now) is LinkStatus.LINKED  # two failures do not stop the third
+    assert await send(1, now, sender=4) is LinkStatus.USED
+    # Another account has three failures in ten minutes: the fourth try is not even read.
+    for n in (11, 12):
+        assert await send(n, now, sender=4) is LinkStatus.WRONG
+    assert await storage.add_link_code(key(6), "telegram", code(13), now + MINUTES_10)
+    throttled = await storage.redeem_link_code(c, key(4), "discord", code(13), now, 3, MINUTES_10)
+    assert throttled.status is LinkStatus.THROTTLED and 1 <= throttled.wait <= 600
+    later = now + MINUTES_10 + timedelta(seconds=1)
+    assert await send(13, later, sender=4) is LinkStatus.EXPIRED  # tried again, window over
+    # Linking the same person twice says so.
+    assert await storage.add_link_code(key(2), "discord", code(14), now + MINUTES_10)
+    assert await send(14, now, sender=1, on="telegram") is LinkStatus.ALREADY
+
+
+async def test_forget_from_either_account_erases_the_person_and_unlink_splits(
+    storage: Storage,
+) -> None:
+    c = await storage.ensure_campaign("c")
+    await storage.pledge(c, key(1), "telegram", "-1", "both")
+    assert (await link(storage, c, 1, "telegram", 2, "discord")).status is LinkStatus.LINKED
+    volunteer, _ = await storage.load_context(key(2), "discord", None)
+    assert volunteer is not None
+    assert await storage.forget(volunteer.key)
+    for account, platform in ((1, "telegram"), (2, "discord")):
+        volunteer, _ = await storage.load_context(key(account), platform, None)
+        assert volunteer is None
+    assert (await storage.tally(c, "", None)).total == 0
+
+    await storage.pledge(c, key(3), "telegram", None, "both")
+    assert (await link(storage, c, 3, "telegram", 4, "console", n=2)).status is LinkStatus.LINKED
+    assert await storage.unlink(key(4)) == "telegram"  # the pledge stays on Telegram
+    assert await storage.unlink(key(4)) is None
+    volunteer, _ = await storage.load_context(key(4), "console", None)
+    assert volunteer is None  # a fresh account again
+    assert (await storage.get_pledge(c, key(3))) is not None
+    assert (await storage.export(c, key(3))).platforms == ()

@@ -100,7 +100,8 @@ class Invocation:
     dm_address: str | None = None
     locale: str = "en"
     args: dict[str, str] = field(default_factory=dict)
-    volunteer_key: bytes = b""
+    volunteer_key: bytes = b""  # the volunteer's (a linked account: its person's)
+    account_key: bytes = b""  # this account's own key, linked or not
     volunteer: Volunteer | None = None
     community: Community | None = None
 

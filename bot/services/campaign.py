@@ -13,15 +13,30 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from bot.core.i18n import N_, _
+from bot.core.i18n import N_, Raw, _, ngettext
 from storage.base import Storage
 
 # The built-in message volunteers post after the freeze, translated in the catalogs;
 # a campaign replaces it per language with COALITION_CAMPAIGN_MESSAGE_<LANG>.
 DEFAULT_MESSAGE = N_(
-    "I froze my Instagram and Facebook accounts for 24 hours because Facebook keeps profiting "
+    "I froze my Instagram and Facebook accounts for {length} because Facebook keeps profiting "
     "from hate and disinformation. #StopHateForProfit"
 )
+# How long the freeze lasts when no window is set yet: the seeds' campaign, 24 hours. Every
+# text says the campaign's own length (`Campaign.length`), from its window once there is one.
+DEFAULT_LENGTH = timedelta(hours=24)
+
+
+def duration(length: timedelta) -> str:
+    """A freeze's length in words of the current language: 24 hours, 3 days, 90 minutes."""
+    minutes = int(length.total_seconds() // 60)
+    if minutes % (24 * 60) == 0 and minutes >= 48 * 60:
+        days = minutes // (24 * 60)
+        return ngettext("{count} day", "{count} days", days)
+    if minutes % 60 == 0:
+        return ngettext("{count} hour", "{count} hours", minutes // 60)
+    return ngettext("{count} minute", "{count} minutes", minutes)
+
 
 # Rung name -> (which end of the freeze window, offset from it).
 LADDER: dict[str, tuple[str, timedelta]] = {
@@ -69,9 +84,19 @@ class Campaign:
             return Phase.FREEZING
         return Phase.OVER
 
+    @property
+    def length(self) -> timedelta:
+        """How long the freeze lasts: its window's length (24 hours until there is one)."""
+        if self.start is None or self.end is None:
+            return DEFAULT_LENGTH
+        return self.end - self.start
+
     def message(self, language: str) -> str:
         """The one message to post, in the reader's language (configured, else built in)."""
-        return self.messages.get(language) or _(DEFAULT_MESSAGE)
+        configured = self.messages.get(language)
+        if configured:
+            return configured
+        return _(DEFAULT_MESSAGE, length=Raw(duration(self.length)))
 
 
 def default_ladder(campaign: Campaign) -> dict[str, datetime]:

@@ -159,7 +159,9 @@ class Dispatcher:
             # Added to the invocation with its parsed arguments, in one copy (_route).
             context = {
                 "locale": locale,
-                "volunteer_key": key,
+                # A linked account acts as its person: one pledge, one set of settings.
+                "volunteer_key": key if volunteer is None else volunteer.key,
+                "account_key": key,
                 "volunteer": volunteer,
                 "community": community,
             }

@@ -9,6 +9,7 @@ from bot.core.text import with_opt_out
 from bot.core.types import Button
 from bot.services.campaign import LADDER as LADDER
 from bot.services.campaign import default_ladder as default_ladder
+from bot.services.campaign import duration
 from bot.services.container import Services
 from bot.services.render import paragraphs, tally_text, window
 from storage.base import Tally
@@ -85,8 +86,9 @@ def _reminder(rung: str, minutes: int | None, services: Services, platform: str)
     if rung == "before_24h":
         text = paragraphs(
             _(
-                "Reminder: in 24 hours we freeze our Instagram and Facebook accounts, "
-                "together, for 24 hours."
+                "Reminder: soon we freeze our Instagram and Facebook accounts, together, for "
+                "{length}.",
+                length=Raw(duration(campaign.length)),
             ),
             window(services, campaign.zone, platform),
         )
@@ -97,8 +99,9 @@ def _reminder(rung: str, minutes: int | None, services: Services, platform: str)
         )
     elif rung == "start":
         text = _(
-            "Freeze your accounts now: Instagram and Facebook, for 24 hours. Thank you for "
-            "taking part!"
+            "Freeze your accounts now: Instagram and Facebook, for {length}. Thank you for "
+            "taking part!",
+            length=Raw(duration(campaign.length)),
         )
     elif rung == "end":
         text = _(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from bot.core import i18n
 from bot.core.i18n import Raw, _, ngettext
 from bot.core.types import Button, Platform, Reply, ReplyKind
+from bot.services.campaign import duration
 from bot.services.container import Services
 from storage.base import Tally
 
@@ -107,7 +108,10 @@ async def render_board(services: Services, platform: str, chat_id: str) -> Reply
     language = (community.language if community else None) or services.settings.default_language
     with i18n.use(services.catalogs.get(language)):
         text = paragraphs(
-            _("Stop Hate For Profit: freeze your Instagram and Facebook accounts for 24 hours."),
+            _(
+                "Stop Hate For Profit: freeze your Instagram and Facebook accounts for {length}.",
+                length=Raw(duration(services.campaign.length)),
+            ),
             tally_text(counts, services),
             window(services, services.campaign.zone, platform),
         )

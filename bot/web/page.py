@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from html import escape
 from typing import Any
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from bot.core import i18n
 from bot.core.i18n import Raw, Translator, _, language_name, ngettext
+from bot.services.campaign import duration
 from bot.services.render import SMALL_COMMUNITY
 from bot.web.live import Snapshot
 
@@ -39,6 +40,7 @@ class PageContext:
     canonical: str | None  # the page's public address, when configured
     now: datetime
     zone: ZoneInfo
+    length: timedelta  # how long the freeze lasts (its window's length)
     # A community's page (/webpage): its own count next to the coalition's; the campaign
     # page is `root` + "../../" away. None: the campaign's page.
     community: int | None = None
@@ -356,9 +358,10 @@ def _page_texts(translator: Translator, ctx: PageContext, snapshot: Snapshot) ->
         "name": _("Stop Hate For Profit"),
         "title": _("Stop Hate For Profit: live count"),
         "lead": _(
-            "For 24 hours, volunteers freeze their Instagram and Facebook accounts: no posts, "
+            "For {length}, volunteers freeze their Instagram and Facebook accounts: no posts, "
             "no likes, no scrolling. Together we show the company that profiting from hate "
-            "and disinformation costs it our attention."
+            "and disinformation costs it our attention.",
+            length=Raw(duration(ctx.length)),
         ),
         "community_lead": _(
             "A community's count, next to the whole coalition's: counts only, never names."

@@ -173,6 +173,7 @@ class CampaignSite:
             canonical=services.settings.web_public_url,
             now=services.clock(),
             zone=campaign.zone,
+            length=campaign.length,
             community=community,
         )
         body = render_page(self.hub.snapshot, translator, context)

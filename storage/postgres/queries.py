@@ -32,6 +32,7 @@ from storage.base import (
     Volunteer,
     VolunteerData,
 )
+from storage.postgres import links
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,12 @@ async def load_context(
     db: asyncpg.Connection, key: bytes, platform: str, chat_id: str | None
 ) -> tuple[Volunteer | None, Community | None]:
     """Read the volunteer and the community of one invocation in one statement (every
-    command starts here)."""
+    command starts here). A linked account reads its person's volunteer (its key too)."""
     row = await db.fetchrow(
         "SELECT v.language, v.timezone, v.reminders, v.dm_address, v.created_at, "
-        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page "
-        "FROM (SELECT 1) AS one LEFT JOIN volunteers v ON v.key = $1 "
+        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page, l.person "
+        "FROM (SELECT 1) AS one LEFT JOIN links l ON l.alias = $1 "
+        "LEFT JOIN volunteers v ON v.key = COALESCE(l.person, $1) "
         "LEFT JOIN communities c ON c.platform = $2 AND c.chat_id = $3",
         key,
         platform,
@@ -77,7 +79,14 @@ async def load_context(
     volunteer = (
         None
         if row[4] is None
-        else Volunteer(key, row[0], row[1], bool(row[2]), row[3], row[4].astimezone(UTC))
+        else Volunteer(
+            key if row[11] is None else bytes(row[11]),
+            row[0],
+            row[1],
+            bool(row[2]),
+            row[3],
+            row[4].astimezone(UTC),
+        )
     )
     community = (
         None
@@ -286,7 +295,8 @@ async def opt_in(
     """A volunteer's reminders on, keeping the platform and address to write to."""
     await db.execute(
         "INSERT INTO volunteers AS v (key, created_at, reminders, dm_address, dm_platform) "
-        "VALUES ($1, $2, true, $3, $4) ON CONFLICT (key) DO UPDATE SET reminders = true, "
+        f"VALUES ({links.RESOLVE}, $2, true, $3, $4) ON CONFLICT (key) DO UPDATE SET "
+        "reminders = true, "
         "dm_address = EXCLUDED.dm_address, dm_platform = EXCLUDED.dm_platform",
         key,
         _second(now()),
@@ -300,6 +310,7 @@ async def opt_out(db: asyncpg.Connection, key: bytes) -> bool:
     messages go, and the rows already sent (or in flight) keep no address. The volunteer's
     row is changed (and so locked) first: an expansion adding them waits, or waits for
     this. Whether anything was dropped."""
+    key = await links.resolve(db, key)  # a linked account's platform refused: the person's
     dropped = count(
         await db.execute(
             "UPDATE volunteers SET reminders = false, dm_address = NULL, dm_platform = NULL "
@@ -424,9 +435,10 @@ async def forget(db: asyncpg.Connection, key: bytes) -> list[str]:
     everything else that could add a row of theirs meanwhile."""
     pledged = "SELECT campaign_id FROM pledges WHERE volunteer = $1"
     await lock_campaigns(db, [int(row[0]) for row in await db.fetch(pledged, key)])
+    await links.forget(db, key)  # (the links go with the volunteer's row)
     if not await lock_volunteer(db, key, erase=True):
         return []
-    touched = ["volunteers"]
+    touched = ["volunteers", "links", "link_codes", "link_attempts"]
     campaigns = sorted(int(row[0]) for row in await db.fetch(pledged, key))
     for campaign_id in campaigns:
         await unpledge(db, campaign_id, key, locked=True)
@@ -440,7 +452,11 @@ async def forget(db: asyncpg.Connection, key: bytes) -> list[str]:
 
 async def export(db: asyncpg.Connection, campaign_id: int, key: bytes) -> VolunteerData:
     """Everything stored about a volunteer."""
-    return VolunteerData(await _volunteer(db, key), await get_pledge(db, campaign_id, key))
+    return VolunteerData(
+        await _volunteer(db, key),
+        await get_pledge(db, campaign_id, key),
+        await links.platforms(db, key),
+    )
 
 
 async def set_window(

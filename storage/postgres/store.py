@@ -20,6 +20,7 @@ from storage.base import (
     Community,
     Delivery,
     Finished,
+    LinkResult,
     Pledge,
     PledgeResult,
     Storage,
@@ -30,7 +31,7 @@ from storage.base import (
 )
 from storage.batching import GroupCommit
 from storage.expansion import Expansions
-from storage.postgres import queries, schema
+from storage.postgres import links, queries, schema
 from storage.postgres.leader import Leadership
 from storage.postgres.notices import Notices
 from storage.postgres.transactions import (
@@ -381,6 +382,32 @@ class PostgresStorage(Storage):
             lambda db: queries.move_community(db, platform, old_chat_id, new_chat_id),
             retry_on=(asyncpg.UniqueViolationError,),
         )
+
+    async def add_link_code(
+        self, key: bytes, platform: str, code: bytes, expires_at: datetime
+    ) -> bool:
+        """Keep a one-time /link code for an account (False: the hash is taken)."""
+        return await self._call(lambda db: links.add_code(db, key, platform, code, expires_at))
+
+    async def redeem_link_code(
+        self,
+        campaign_id: int,
+        key: bytes,
+        platform: str,
+        code: bytes,
+        now: datetime,
+        attempts: int,
+        window: timedelta,
+    ) -> LinkResult:
+        """Join the account `key` to the one that made `code` (see Storage)."""
+        return await self._call(
+            lambda db: links.redeem(db, campaign_id, key, platform, code, now, attempts, window),
+            retry_on=(asyncpg.DeadlockDetectedError,),
+        )
+
+    async def unlink(self, key: bytes) -> str | None:
+        """Split a person's linked accounts again (see Storage)."""
+        return await self._call(lambda db: links.unlink(db, key))
 
     async def forget(self, key: bytes) -> bool:
         """Delete everything about a volunteer in one transaction; False if none. The dead

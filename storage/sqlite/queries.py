@@ -23,6 +23,7 @@ from storage.base import (
     Volunteer,
     VolunteerData,
 )
+from storage.sqlite import links
 from storage.sqlite.schema import moment, seconds, timestamp
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,25 @@ def load_context(
     db: sqlite3.Connection, key: bytes, platform: str, chat_id: str | None
 ) -> tuple[Volunteer | None, Community | None]:
     """Read the volunteer and the community of one invocation in one statement (every
-    command starts here)."""
+    command starts here). A linked account reads its person's volunteer (its key too)."""
     row = db.execute(
         "SELECT v.language, v.timezone, v.reminders, v.dm_address, v.created_at, "
-        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page "
-        "FROM (SELECT 1) LEFT JOIN volunteers v ON v.key = ? "
+        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page, l.person "
+        "FROM (SELECT 1) LEFT JOIN links l ON l.alias = ? "
+        "LEFT JOIN volunteers v ON v.key = COALESCE(l.person, ?) "
         "LEFT JOIN communities c ON c.platform = ? AND c.chat_id = ?",
-        (key, platform, chat_id),
+        (key, key, platform, chat_id),
     ).fetchone()
     volunteer = (
         None
         if row[4] is None
         else Volunteer(
-            key, row[0], row[1], bool(row[2]), row[3], datetime.fromtimestamp(row[4], UTC)
+            key if row[11] is None else bytes(row[11]),
+            row[0],
+            row[1],
+            bool(row[2]),
+            row[3],
+            datetime.fromtimestamp(row[4], UTC),
         )
     )
     community = (
@@ -214,6 +221,7 @@ def opt_in(
     db: sqlite3.Connection, key: bytes, dm_address: str | None, platform: str | None
 ) -> None:
     """A volunteer's reminders on, keeping the platform and address to write to."""
+    key = links.resolve(db, key)
     _ensure_volunteer(db, key, seconds())
     db.execute(
         "UPDATE volunteers SET reminders = 1, dm_address = ?, dm_platform = ? WHERE key = ?",
@@ -225,6 +233,7 @@ def opt_out(db: sqlite3.Connection, key: bytes) -> bool:
     """A volunteer's reminders off: their address leaves the volunteers row, their queued
     messages go, and the rows already sent (or in flight) keep no address. Whether anything
     was dropped."""
+    key = links.resolve(db, key)  # a linked account's platform refused: its person's address
     dropped = db.execute(
         "UPDATE volunteers SET reminders = 0, dm_address = NULL, dm_platform = NULL "
         "WHERE key = ? AND (reminders = 1 OR dm_address IS NOT NULL)",
@@ -340,7 +349,8 @@ def move_community(
 
 def forget(db: sqlite3.Connection, key: bytes) -> bool:
     """Delete a volunteer and all that hangs on them (pledges with their counts, their
-    deliveries by cascade); False if there was nobody."""
+    deliveries and links by cascade); False if there was nobody."""
+    links.forget(db, key)
     campaigns = [
         row[0] for row in db.execute("SELECT campaign_id FROM pledges WHERE volunteer = ?", (key,))
     ]
@@ -351,7 +361,9 @@ def forget(db: sqlite3.Connection, key: bytes) -> bool:
 
 def export(db: sqlite3.Connection, campaign_id: int, key: bytes) -> VolunteerData:
     """Everything stored about a volunteer."""
-    return VolunteerData(_volunteer(db, key), get_pledge(db, campaign_id, key))
+    return VolunteerData(
+        _volunteer(db, key), get_pledge(db, campaign_id, key), links.platforms(db, key)
+    )
 
 
 def set_window(

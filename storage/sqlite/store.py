@@ -21,6 +21,7 @@ from storage.base import (
     Community,
     Delivery,
     Finished,
+    LinkResult,
     NotWiped,
     Pledge,
     PledgeResult,
@@ -32,7 +33,7 @@ from storage.base import (
 )
 from storage.batching import GroupCommit
 from storage.expansion import Expansions
-from storage.sqlite import queries, schema
+from storage.sqlite import links, queries, schema
 from storage.sqlite.transactions import Op, as_storage_error, run_batch, run_each, run_reads
 
 log = logging.getLogger(__name__)
@@ -313,6 +314,31 @@ class SQLiteStorage(Storage):
         return await self._call(
             lambda db: queries.move_community(db, platform, old_chat_id, new_chat_id)
         )
+
+    async def add_link_code(
+        self, key: bytes, platform: str, code: bytes, expires_at: datetime
+    ) -> bool:
+        """Keep a one-time /link code for an account (False: the hash is taken)."""
+        return await self._call(lambda db: links.add_code(db, key, platform, code, expires_at))
+
+    async def redeem_link_code(
+        self,
+        campaign_id: int,
+        key: bytes,
+        platform: str,
+        code: bytes,
+        now: datetime,
+        attempts: int,
+        window: timedelta,
+    ) -> LinkResult:
+        """Join the account `key` to the one that made `code` (see Storage)."""
+        return await self._call(
+            lambda db: links.redeem(db, campaign_id, key, platform, code, now, attempts, window)
+        )
+
+    async def unlink(self, key: bytes) -> str | None:
+        """Split a person's linked accounts again (see Storage)."""
+        return await self._call(lambda db: links.unlink(db, key))
 
     async def forget(self, key: bytes) -> bool:
         """Delete everything about a volunteer, leaving no copy in the files; False if none."""
