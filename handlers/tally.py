@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 
+from bot.core import i18n
 from bot.core.i18n import N_, Raw, _, ngettext
+from bot.core.text import echo
 from bot.core.types import Invocation, Reply, Scope, private
 from bot.services.container import Services
-from bot.services.registry import Command
+from bot.services.registry import Arg, Command
 from bot.services.render import paragraphs, render_board, tally_text
 from handlers.reminders import STATE
 
@@ -26,13 +30,49 @@ async def board(invocation: Invocation, services: Services) -> list[Reply]:
     return [await render_board(services, invocation.platform, invocation.chat_id)]
 
 
+HOUR = Arg("hour", label=N_("at what hour, in the campaign's time zone (optional)"))
+_HOUR = re.compile(r"(\d{1,2})(?:(?::|h|\.)(?:00)?)?")
+
+
+def read_hour(text: str) -> int | None:
+    """A whole hour typed as 18, 18h, 18:00 or 18h00 (any script's digits); None if not."""
+    folded = "".join(
+        str(unicodedata.digit(ch)) if unicodedata.digit(ch, None) is not None else ch
+        for ch in text.strip().lower()
+    )
+    match = _HOUR.fullmatch(folded)
+    if match is None or int(match[1]) > 23:
+        return None
+    return int(match[1])
+
+
+def _at(services: Services, hour: int) -> dict[str, Raw | str]:
+    """The {time} and {zone} of a sentence about a chosen hour."""
+    zone = services.campaign.zone
+    return {"time": Raw(f"{hour:02d}:00"), "zone": i18n.current().zone_name(zone)}
+
+
 async def tallypost(invocation: Invocation, services: Services) -> list[Reply]:
-    """Turn this community's periodic tally post on or off (its admins)."""
+    """Turn this community's periodic tally post on or off, at an hour you choose (its
+    admins)."""
     state = invocation.args.get("state")
+    typed = invocation.args.get("hour")
     community = invocation.community
     hours = services.settings.tally_post_hours
     if state is None:
         if community is not None and community.tally_posts:
+            if community.tally_hour is not None:
+                return private(
+                    ngettext(
+                        "This community gets the pledge count every {count} hour, from "
+                        "{time} ({zone}). To stop, send {command}.",
+                        "This community gets the pledge count every {count} hours, from "
+                        "{time} ({zone}). To stop, send {command}.",
+                        hours,
+                        command=Raw("/tallypost off"),
+                        **_at(services, community.tally_hour),
+                    )
+                )
             return private(
                 ngettext(
                     "This community gets the pledge count every {count} hour. To stop, send "
@@ -50,7 +90,20 @@ async def tallypost(invocation: Invocation, services: Services) -> list[Reply]:
             )
         )
     on = state == "on"
-    await services.storage.set_tally_posts(invocation.platform, invocation.chat_id, on)
+    hour = None
+    if on and typed is not None:
+        hour = read_hour(typed)
+        if hour is None:
+            return private(
+                _(
+                    "I could not read \u201c{value}\u201d as an hour. Write a whole hour from 0 "
+                    "to 23 in the campaign's time zone ({zone}), for example {example}.",
+                    value=echo(typed),
+                    zone=i18n.current().zone_name(services.campaign.zone),
+                    example=Raw("/tallypost on 18:00"),
+                )
+            )
+    await services.storage.set_tally_posts(invocation.platform, invocation.chat_id, on, hour)
     log.info("tally posts turned %s in a %s community", state, invocation.platform)
     if not on:
         return [Reply(text=_("This community will no longer get the periodic pledge count."))]
@@ -63,18 +116,23 @@ async def tallypost(invocation: Invocation, services: Services) -> list[Reply]:
         if community is not None and not community.subscribed
         else ""
     )
-    return [
-        Reply(
-            text=paragraphs(
-                ngettext(
-                    "From now on this community gets the pledge count every {count} hour.",
-                    "From now on this community gets the pledge count every {count} hours.",
-                    hours,
-                ),
-                unsubscribed,
-            )
+    started = (
+        ngettext(
+            "From now on this community gets the pledge count every {count} hour, from {time} "
+            "({zone}).",
+            "From now on this community gets the pledge count every {count} hours, from "
+            "{time} ({zone}).",
+            hours,
+            **_at(services, hour),
         )
-    ]
+        if hour is not None
+        else ngettext(
+            "From now on this community gets the pledge count every {count} hour.",
+            "From now on this community gets the pledge count every {count} hours.",
+            hours,
+        )
+    )
+    return [Reply(text=paragraphs(started, unsubscribed))]
 
 
 COMMANDS = (
@@ -90,7 +148,7 @@ COMMANDS = (
         "tallypost",
         N_("Post the pledge count here regularly: on or off (community admins)"),
         tallypost,
-        args=(STATE,),
+        args=(STATE, HOUR),
         scope=Scope.COMMUNITY,
     ),
 )

@@ -46,6 +46,7 @@ class Community:
     board_ref: str | None
     tally_posts: bool = False  # a periodic tally post, turned on by an organizer
     web_page: str | None = None  # the unguessable part of its web page's address, if any
+    tally_hour: int | None = None  # its tally posts' hour (campaign's zone); None: default
 
 
 class PledgeStatus(StrEnum):
@@ -319,8 +320,11 @@ class Storage(abc.ABC):
         """The freeze window an organizer set, if any."""
 
     @abc.abstractmethod
-    async def set_tally_posts(self, platform: str, chat_id: str, enabled: bool) -> None:
-        """Turn a community's periodic tally post on or off."""
+    async def set_tally_posts(
+        self, platform: str, chat_id: str, enabled: bool, hour: int | None = None
+    ) -> None:
+        """Turn a community's periodic tally post on (at `hour`, None: the default slots)
+        or off."""
 
     @abc.abstractmethod
     async def set_schedule(self, campaign_id: int, rungs: dict[str, datetime]) -> None:
@@ -340,6 +344,7 @@ class Storage(abc.ABC):
         default_language: str,
         volunteers: bool = True,
         tally_posts_only: bool = False,
+        tally_hours: Collection[int] | None = None,
         platforms: Collection[str] | None = None,
         started: Callable[[], object] | None = None,
     ) -> Broadcast | None:

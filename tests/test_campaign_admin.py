@@ -463,6 +463,46 @@ async def test_one_tally_post_per_slot_in_each_communitys_language(
         assert "console-community" not in delivered
 
 
+async def test_a_community_chooses_the_hour_of_its_tally_post(
+    away_from_today: Settings, clock: Clock
+) -> None:
+    settings = away_from_today
+    async with running(settings, clock) as app:
+        await communities(app)  # console-community and ar-community: the default slots
+        replies = await app.dispatcher.handle(
+            in_community("ar-community", "tallypost", "on ١٨:٠٠")  # Arabic digits work too
+        )
+        assert "18:00" in replies[0].text and "توقيت وسط أوروبا" in replies[0].text
+        out = await app.run(":as org\n:admin on\n:hint en\n/tallypost on 7pm")
+        assert "I could not read “7pm” as an hour." in out
+        scheduler = ReminderScheduler(app.services)
+        outbox = outbox_for(app)
+
+        # Midnight UTC, the default slot: only the community without a chosen hour.
+        clock.now = datetime(2026, 12, 2, 0, 5, tzinfo=UTC)
+        made = await scheduler.fire_tally()
+        assert made is not None and made.recipients == 1
+        assert await scheduler.fire_tally_hours() is not None  # 01:00 in Paris: nobody's hour
+        delivered = await sent(app, outbox)
+        assert "console-community" in delivered and "ar-community" not in delivered
+
+        # 18:00 in Paris (17:00 UTC): the Arabic community's post, once however often fired.
+        clock.now = datetime(2026, 12, 2, 17, 0, 30, tzinfo=UTC)
+        made = await scheduler.fire_tally_hours()
+        assert made is not None and made.recipients == 1
+        assert await scheduler.fire_tally_hours() is None
+        delivered = await sent(app, outbox)
+        assert "bot → ar-community: حملة “Stop Hate For Profit”: أين وصلنا." in delivered
+        assert delivered.count("bot →") == 1
+        # The next day at the same hour, again; at other hours, never.
+        clock.now = datetime(2026, 12, 2, 21, 0, tzinfo=UTC)
+        made = await scheduler.fire_tally_hours()
+        assert made is not None and made.recipients == 0
+        clock.now = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)
+        made = await scheduler.fire_tally_hours()
+        assert made is not None and made.recipients == 1
+
+
 async def test_a_restart_after_a_missed_slot_start_posts_it_once(
     away_from_today: Settings, clock: Clock
 ) -> None:

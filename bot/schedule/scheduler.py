@@ -10,7 +10,11 @@ then rebuilds its jobs from the database at once.
 
 Tally posts: every COALITION_TALLY_POST_HOURS, in slots aligned to the Unix epoch (00:00
 UTC for 24 hours), one broadcast per slot to the communities that turned them on, keyed by
-the slot's start, with the count snapshotted in its subject.
+the slot's start, with the count snapshotted in its subject. A community whose admins chose
+an hour (/tallypost on 18:00, the campaign's time zone) gets its posts at that hour and
+every COALITION_TALLY_POST_HOURS after it instead: one broadcast per local hour, to the
+communities whose hour falls then. The job looks every quarter of an hour (time zones with
+half and quarter hours have their hours then).
 """
 
 from __future__ import annotations
@@ -122,6 +126,40 @@ class ReminderScheduler:
         """The start of the tally slot now falls in (slots are aligned to the epoch)."""
         return EPOCH + self.period * ((now - EPOCH) // self.period)
 
+    def hours_due(self, local_hour: datetime) -> list[int]:
+        """The chosen hours whose posts fall at this local hour (wall clock, any zone)."""
+        period = int(self.period.total_seconds() // 3600)
+        wall = local_hour.replace(tzinfo=None) - datetime(1970, 1, 1)
+        hours = int(wall.total_seconds() // 3600)
+        return [hour for hour in range(24) if (hours - hour) % period == 0]
+
+    async def fire_tally_hours(self, now: datetime | None = None) -> Broadcast | None:
+        """The tally post of the local hour now falls in, to the communities whose chosen
+        hour it is: made once per hour (None: made already, or the hour began longer ago
+        than the grace)."""
+        services = self.services
+        now = now if now is not None else services.clock()
+        local = now.astimezone(services.campaign.zone)
+        start = local.replace(minute=0, second=0, microsecond=0)
+        if now - start > self.grace:
+            return None
+        counts = await services.storage.tally(services.campaign.id, "", None)
+        made = await services.storage.create_broadcast(
+            services.campaign.id,
+            f"tally:{services.campaign.slug}:at:{int(start.timestamp())}",
+            "tally",
+            tally_subject(counts),
+            services.settings.default_language,
+            volunteers=False,
+            tally_posts_only=True,
+            tally_hours=self.hours_due(start),
+            platforms=services.platforms,
+        )
+        if made is not None and made.recipients:
+            log.info("tally post at the chosen hour: %d communities", made.recipients)
+            self.on_broadcast()
+        return made
+
     async def fire_tally(self, now: datetime | None = None) -> Broadcast | None:
         """The tally post of now's slot, to communities that turned tally posts on: made
         once per slot (a restart or a second firing in the slot makes nothing)."""
@@ -152,7 +190,7 @@ class ReminderScheduler:
         await self._add_reminder_jobs()
         self._scheduler.add_job(
             self._tally_job,
-            IntervalTrigger(seconds=self.period.total_seconds(), start_date=EPOCH),
+            IntervalTrigger(minutes=15, start_date=EPOCH),
             id=TALLY_JOB,
             misfire_grace_time=int(self.grace.total_seconds()),
             coalesce=True,
@@ -160,12 +198,13 @@ class ReminderScheduler:
         )
         self._scheduler.start()
         self.services.schedule_listeners.append(self.rebuild)
-        now = self.services.clock()
-        if now - self.slot(now) <= self.grace:  # the bot was down when this slot began
-            await self.fire_tally(now)
+        await self._tally_job()  # the bot may have been down when a slot or an hour began
 
     async def _tally_job(self) -> None:
-        await self.fire_tally()
+        now = self.services.clock()
+        if now - self.slot(now) <= self.grace:
+            await self.fire_tally(now)
+        await self.fire_tally_hours(now)
 
     async def _add_reminder_jobs(self) -> None:
         assert self._scheduler is not None

@@ -68,7 +68,8 @@ async def load_context(
     command starts here). A linked account reads its person's volunteer (its key too)."""
     row = await db.fetchrow(
         "SELECT v.language, v.timezone, v.reminders, v.dm_address, v.created_at, "
-        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page, l.person "
+        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page, l.person, "
+        "c.tally_hour "
         "FROM (SELECT 1) AS one LEFT JOIN links l ON l.alias = $1 "
         "LEFT JOIN volunteers v ON v.key = COALESCE(l.person, $1) "
         "LEFT JOIN communities c ON c.platform = $2 AND c.chat_id = $3",
@@ -91,7 +92,9 @@ async def load_context(
     community = (
         None
         if row[5] is None or chat_id is None
-        else Community(int(row[5]), platform, chat_id, row[6], row[7], row[8], row[9], row[10])
+        else Community(
+            int(row[5]), platform, chat_id, row[6], row[7], row[8], row[9], row[10], row[12]
+        )
     )
     return volunteer, community
 
@@ -365,6 +368,23 @@ async def web_page_tally(db: asyncpg.Connection, campaign_id: int, token: str) -
     return Tally(community=int(row[2] or 0), total=int(row[0]), done=int(row[1]))
 
 
+async def set_tally_posts(
+    db: asyncpg.Connection, platform: str, chat_id: str, enabled: bool, hour: int | None
+) -> None:
+    """Turn a community's periodic tally post on (at `hour`, None: the default slots) or
+    off, creating the community when new."""
+    await db.execute(
+        "INSERT INTO communities (platform, chat_id, created_at, tally_posts, tally_hour) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, chat_id) DO UPDATE SET "
+        "tally_posts = EXCLUDED.tally_posts, tally_hour = EXCLUDED.tally_hour",
+        platform,
+        chat_id,
+        now(),
+        enabled,
+        hour if enabled else None,
+    )
+
+
 async def boards(db: asyncpg.Connection, platform: str) -> list[tuple[str, str]]:
     """(chat id, board reference) of every community of a platform that has a board."""
     rows = await db.fetch(
@@ -519,6 +539,7 @@ async def create_broadcast(
     default_language: str,
     volunteers: bool,
     tally_posts_only: bool,
+    tally_hours: list[int] | None,
     only: list[str] | None,
 ) -> tuple[Broadcast | None, bool]:
     """Create a broadcast and its communities' deliveries (`only`: the platforms, None for
@@ -547,12 +568,15 @@ async def create_broadcast(
             "INSERT INTO deliveries (broadcast_id, platform, address, language, updated_at) "
             "SELECT $1, platform, chat_id, COALESCE(language, $2), $3 FROM communities "
             "WHERE subscribed AND (tally_posts OR NOT $4) "
-            "AND ($5::text[] IS NULL OR platform = ANY($5::text[])) ORDER BY id",
+            "AND ($5::text[] IS NULL OR platform = ANY($5::text[])) "
+            "AND (NOT $4 OR CASE WHEN $6::int[] IS NULL THEN tally_hour IS NULL "
+            "ELSE tally_hour = ANY($6::int[]) END) ORDER BY id",
             broadcast_id,
             default_language,
             at,
             tally_posts_only,
             only,
+            tally_hours,
         )
     )
     await db.execute(

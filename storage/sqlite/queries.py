@@ -45,7 +45,8 @@ def load_context(
     command starts here). A linked account reads its person's volunteer (its key too)."""
     row = db.execute(
         "SELECT v.language, v.timezone, v.reminders, v.dm_address, v.created_at, "
-        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page, l.person "
+        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page, l.person, "
+        "c.tally_hour "
         "FROM (SELECT 1) LEFT JOIN links l ON l.alias = ? "
         "LEFT JOIN volunteers v ON v.key = COALESCE(l.person, ?) "
         "LEFT JOIN communities c ON c.platform = ? AND c.chat_id = ?",
@@ -67,7 +68,7 @@ def load_context(
         None
         if row[5] is None or chat_id is None
         else Community(
-            row[5], platform, chat_id, row[6], bool(row[7]), row[8], bool(row[9]), row[10]
+            row[5], platform, chat_id, row[6], bool(row[7]), row[8], bool(row[9]), row[10], row[12]
         )
     )
     return volunteer, community
@@ -268,12 +269,15 @@ def set_community_subscribed(
     )
 
 
-def set_tally_posts(db: sqlite3.Connection, platform: str, chat_id: str, enabled: bool) -> None:
-    """Turn a community's periodic tally post on or off."""
+def set_tally_posts(
+    db: sqlite3.Connection, platform: str, chat_id: str, enabled: bool, hour: int | None
+) -> None:
+    """Turn a community's periodic tally post on (at `hour`, None: the default slots) or
+    off."""
     community_id = _ensure_community(db, platform, chat_id)
     db.execute(
-        "UPDATE communities SET tally_posts = ? WHERE id = ?",
-        (int(enabled), community_id),
+        "UPDATE communities SET tally_posts = ?, tally_hour = ? WHERE id = ?",
+        (int(enabled), hour if enabled else None, community_id),
     )
 
 
@@ -414,6 +418,7 @@ def create_broadcast(
     default_language: str,
     volunteers: bool,
     tally_posts_only: bool,
+    tally_hours: list[int] | None,
     only: str | None,
 ) -> tuple[Broadcast | None, bool]:
     """Create a broadcast and its communities' deliveries (`only`: the platforms as a JSON
@@ -441,9 +446,18 @@ def create_broadcast(
     communities = db.execute(
         "INSERT INTO deliveries (broadcast_id, platform, address, language, updated_at) "
         "SELECT ?, platform, chat_id, COALESCE(language, ?), ? FROM communities "
-        "WHERE subscribed = 1 AND tally_posts >= ? "
-        "AND (?5 IS NULL OR platform IN (SELECT value FROM json_each(?5))) ORDER BY id",
-        (broadcast_id, default_language, now, int(tally_posts_only), only),
+        "WHERE subscribed = 1 AND tally_posts >= ?4 "
+        "AND (?5 IS NULL OR platform IN (SELECT value FROM json_each(?5))) "
+        "AND (?4 = 0 OR CASE WHEN ?6 IS NULL THEN tally_hour IS NULL "
+        "ELSE tally_hour IN (SELECT value FROM json_each(?6)) END) ORDER BY id",
+        (
+            broadcast_id,
+            default_language,
+            now,
+            int(tally_posts_only),
+            only,
+            None if tally_hours is None else json.dumps(tally_hours),
+        ),
     ).rowcount
     db.execute("UPDATE broadcasts SET recipients = ? WHERE id = ?", (communities, broadcast_id))
     made = Broadcast(broadcast_id, key, kind, subject, communities)
@@ -726,13 +740,16 @@ def _volunteer(db: sqlite3.Connection, key: bytes) -> Volunteer | None:
 
 def _community(db: sqlite3.Connection, platform: str, chat_id: str) -> Community | None:
     row = db.execute(
-        "SELECT id, language, subscribed, board_ref, tally_posts, web_page FROM communities "
+        "SELECT id, language, subscribed, board_ref, tally_posts, web_page, tally_hour "
+        "FROM communities "
         "WHERE platform = ? AND chat_id = ?",
         (platform, chat_id),
     ).fetchone()
     if row is None:
         return None
-    return Community(row[0], platform, chat_id, row[1], bool(row[2]), row[3], bool(row[4]), row[5])
+    return Community(
+        row[0], platform, chat_id, row[1], bool(row[2]), row[3], bool(row[4]), row[5], row[6]
+    )
 
 
 def _end_if_over(db: sqlite3.Connection, broadcast_ids: Iterable[int]) -> bool:

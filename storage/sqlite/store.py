@@ -289,9 +289,11 @@ class SQLiteStorage(Storage):
             lambda db: queries.set_community_subscribed(db, platform, chat_id, subscribed)
         )
 
-    async def set_tally_posts(self, platform: str, chat_id: str, enabled: bool) -> None:
-        """Turn a community's periodic tally post on or off."""
-        await self._call(lambda db: queries.set_tally_posts(db, platform, chat_id, enabled))
+    async def set_tally_posts(
+        self, platform: str, chat_id: str, enabled: bool, hour: int | None = None
+    ) -> None:
+        """Turn a community's periodic tally post on (at `hour`) or off."""
+        await self._call(lambda db: queries.set_tally_posts(db, platform, chat_id, enabled, hour))
 
     async def set_web_page(self, platform: str, chat_id: str, token: str | None) -> None:
         """Give a community its web page at `token` (None: take it down)."""
@@ -379,6 +381,7 @@ class SQLiteStorage(Storage):
         default_language: str,
         volunteers: bool = True,
         tally_posts_only: bool = False,
+        tally_hours: Collection[int] | None = None,
         platforms: Collection[str] | None = None,
         started: Callable[[], object] | None = None,
     ) -> Broadcast | None:
@@ -396,6 +399,7 @@ class SQLiteStorage(Storage):
                 default_language,
                 volunteers,
                 tally_posts_only,
+                None if tally_hours is None else sorted(tally_hours),
                 only,
             )
         )
