@@ -35,7 +35,6 @@ from storage.base import Tally
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT = 15.0  # seconds between two comments on an idle stream (proxies close silent ones)
 RETRY_MS = 2000  # how soon a browser reconnects a dropped stream
 EMBED_CACHE = "public, max-age=5"
 TOKEN = "{token:[A-Za-z0-9_-]{16,64}}"  # a community page's part of the address
@@ -73,11 +72,11 @@ class CampaignSite:
         settings = services.settings
         # The bot's Telegram username: configured, or learned by the Telegram front-end.
         self.telegram_username = settings.web_telegram_username or ""
-        # Seconds between two comments on an idle stream; a stream whose reader left is
-        # noticed (and its place freed) at the next one.
-        self.heartbeat = HEARTBEAT
         self._streams: Counter[str] = Counter()
         self._cache: dict[tuple[str, int, str], tuple[bytes, str]] = {}
+        # The live events of the current snapshot, by language and community page.
+        self._events_of = -1
+        self._events: dict[tuple[str, str | None], bytes] = {}
         # A community page's count per snapshot version: one read shared by its readers.
         self._community: dict[str, tuple[int, asyncio.Future[Tally | None]]] = {}
         if metrics is not None:  # /metrics: behind its token here, when one is set
@@ -105,6 +104,16 @@ class CampaignSite:
     async def close(self) -> None:
         """End every live stream (the server can then stop without waiting for them)."""
         await self.hub.close()
+
+    @property
+    def heartbeat(self) -> float:
+        """Seconds between two comments on an idle stream; a stream whose reader left is
+        noticed (and its place freed) at the next one."""
+        return self.hub.heartbeat
+
+    @heartbeat.setter
+    def heartbeat(self, seconds: float) -> None:
+        self.hub.heartbeat = seconds
 
     @property
     def streams(self) -> int:
@@ -352,10 +361,11 @@ class CampaignSite:
         )
         await response.prepare(request)
         shown = -1
+        slice_ = hub.slice()
         with contextlib.suppress(ConnectionError):
             await response.write(f"retry: {RETRY_MS}\n\n".encode())
             while not hub.closing:
-                changed = hub.changed
+                changed = hub.changed(slice_)
                 snapshot = hub.snapshot
                 if snapshot.version != shown:
                     if token is None:
@@ -372,10 +382,8 @@ class CampaignSite:
                     await response.write(event)
                     shown = snapshot.version
                     continue
-                try:
-                    async with asyncio.timeout(self.heartbeat):
-                        await changed.wait()
-                except TimeoutError:
+                await changed.wait()  # a new snapshot, or the hub's beat
+                if hub.snapshot.version == shown and not hub.closing:
                     await response.write(b": still here\n\n")
         return response
 
@@ -387,15 +395,13 @@ class CampaignSite:
         community: int | None = None,
     ) -> bytes:
         """One `message` event with the page's texts; built once per snapshot and language
-        (and community, on a community's page)."""
-        what = f"event:{translator.locale}:{token or ''}"
-        key = (what, snapshot.version, snapshot.updated_at.isoformat())
-        found = self._cache.get(key)
+        (and community, on a community's page): ten thousand readers of one page share it."""
+        if self._events_of != snapshot.version:
+            self._events_of, self._events = snapshot.version, {}
+        key = (translator.locale, token)
+        found = self._events.get(key)
         if found is None:
             texts = live_texts(snapshot, translator, community)
             data = json.dumps(texts, ensure_ascii=False)
-            body = f"data: {data}\n\n".encode()
-            found = (body, "")
-            self._cache = {k: v for k, v in self._cache.items() if k[1] == snapshot.version}
-            self._cache[key] = found
-        return found[0]
+            found = self._events[key] = f"data: {data}\n\n".encode()
+        return found
