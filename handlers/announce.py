@@ -1,5 +1,9 @@
 """/announce for organizers: a preview with a confirm button, then a broadcast to every
-subscribed community and opted-in volunteer, each in their language."""
+subscribed community and opted-in volunteer, each in their language.
+
+Nothing an announcement says pings anyone, except one role the organizer chooses in the
+coalition's own Discord server (`/announce <@&role> …`, a role option on Discord): that
+server's copy mentions it, and only that role; every other copy pings nobody."""
 
 from __future__ import annotations
 
@@ -9,9 +13,18 @@ from functools import cache
 from bot.core import i18n
 from bot.core.i18n import N_, Raw, _, ngettext
 from bot.core.text import MESSAGE_LIMITS, clean, echo, message_count, parse_whole, with_opt_out
-from bot.core.types import Button, Invocation, Platform, Reply, Scope, Visibility, private
+from bot.core.types import (
+    PING_KEY,
+    Button,
+    Invocation,
+    Platform,
+    Reply,
+    Scope,
+    Visibility,
+    private,
+)
 from bot.services.container import Services
-from bot.services.registry import Arg, Command
+from bot.services.registry import ROLE_MENTION, Arg, ArgKind, Command
 from bot.services.render import paragraphs, progress_text
 
 TEXT = Arg(
@@ -20,6 +33,11 @@ TEXT = Arg(
     rest=True,
 )
 ID = Arg("id", label=N_("announcement number"), required=True)
+PING = Arg(
+    "ping",
+    label=N_("A role to ping in the coalition's Discord server"),
+    kind=ArgKind.ROLE,
+)
 
 # Characters per language. Telegram takes 4,096 in one message; 4,000 leaves room for the
 # line a volunteer's copy gets ("To stop these reminders…"), so every Telegram reader gets
@@ -48,8 +66,38 @@ def variants(text: str, default: str, languages: tuple[str, ...]) -> dict[str, s
     return found
 
 
+def home_community(invocation: Invocation, services: Services) -> bool:
+    """Whether this was sent in the coalition's own Discord server (its home community)."""
+    home = services.settings.discord_home_guild_id
+    return (
+        invocation.platform is Platform.DISCORD
+        and invocation.in_group
+        and home is not None
+        and invocation.chat_id == str(home)
+    )
+
+
+def ping_refusal(invocation: Invocation, services: Services, role: str) -> str | None:
+    """Why this role may not be pinged (None: it may): only a role of the coalition's own
+    Discord server, chosen there, and never everyone."""
+    if not home_community(invocation, services):
+        return _(
+            "An announcement can ping a role of the coalition's own Discord server only: "
+            "send /announce with the role there. Nothing was saved."
+        )
+    if role == invocation.chat_id:  # Discord's @everyone role has the server's id
+        return _("An announcement never pings everyone: choose a role. Nothing was saved.")
+    return None
+
+
 async def announce(invocation: Invocation, services: Services) -> list[Reply]:
     """Announce to every community and volunteer, in their languages (coalition organizers)."""
+    chosen = ROLE_MENTION.fullmatch(invocation.args.get("ping", ""))  # a role to ping, <@&id>
+    role = chosen.group(1) if chosen else None
+    if role is not None:
+        refusal = ping_refusal(invocation, services, role)
+        if refusal is not None:
+            return private(refusal)
     typed = clean(invocation.args.get("text", ""))
     languages = services.catalogs.languages
     texts = variants(typed, invocation.locale, languages)
@@ -74,7 +122,10 @@ async def announce(invocation: Invocation, services: Services) -> list[Reply]:
             )
         )
     source = invocation.locale if invocation.locale in texts else next(iter(texts))
-    announcement_id = await services.storage.save_announcement(services.campaign.id, texts, source)
+    kept = dict(texts)
+    if role is not None:
+        kept[PING_KEY] = f"{invocation.platform.value}:{invocation.chat_id}:{role}"
+    announcement_id = await services.storage.save_announcement(services.campaign.id, kept, source)
     preview = [_("Preview of your announcement:")]
     preview += [
         _("{language}: {text}", language=i18n.language_name(code), text=texts[code])
@@ -91,10 +142,19 @@ async def announce(invocation: Invocation, services: Services) -> list[Reply]:
         if missing
         else ""
     )
+    pinged = (
+        _(
+            "In this server, it will ping {role}; everywhere else it pings nobody.",
+            role=Raw(f"<@&{role}>"),
+        )
+        if role is not None
+        else ""
+    )
     return private(
         paragraphs(
             "\n".join(preview),
             notes,
+            pinged,
             message_counts(texts, source, services),
             _("Press the button to send it to everyone."),
         ),
@@ -186,7 +246,7 @@ COMMANDS = (
         "announce",
         N_("Announce to every community and volunteer (coalition organizers)"),
         announce,
-        args=(TEXT,),
+        args=(PING, TEXT),
         scope=Scope.COALITION,
     ),
     Command(

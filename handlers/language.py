@@ -8,14 +8,16 @@ from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from bot.core import i18n
-from bot.core.i18n import N_, Raw, _
+from bot.core.i18n import N_, P_, Raw, _
 from bot.core.text import echo
 from bot.core.types import Button, Invocation, Reply, Scope, private
 from bot.services.container import Services
 from bot.services.registry import Arg, Choice, Command
 from handlers.common import reader_zone
 
-AUTO = Choice("auto", ("automatic", "automatique", "تلقائي"))
+AUTO = Choice(
+    "auto", ("automatic", "automatique", "تلقائي"), label=P_("argument value", "automatic")
+)
 
 
 def language_arg(languages: Sequence[str]) -> Arg:
@@ -25,7 +27,11 @@ def language_arg(languages: Sequence[str]) -> Arg:
         "language",
         label=N_("The language, or auto to follow your app"),
         choices=(
-            *(Choice(code, i18n.language_words(code, languages)) for code in languages),
+            # Each language is named in itself, for every reader (as language pickers do).
+            *(
+                Choice(code, i18n.language_words(code, languages), label=i18n.language_name(code))
+                for code in languages
+            ),
             AUTO,
         ),
     )
@@ -35,11 +41,12 @@ SCOPE = Arg(
     "scope",
     label=N_("For you, or for the whole community (community admins)"),
     choices=(
-        Choice("me", ("moi", "أنا", "لي")),
+        Choice("me", ("moi", "أنا", "لي"), label=P_("argument value", "just me")),
         Choice(
             "group",
             scope=Scope.COMMUNITY,
             aliases=("groupe", "community", "communauté", "server", "serveur", "المجموعة"),
+            label=P_("argument value", "the whole community"),
         ),
     ),
 )

@@ -88,3 +88,14 @@ async def test_the_checkin_has_a_button_that_counts_you_as_done(app: App) -> Non
     assert "Merci d’avoir gelé vos comptes" in out
     assert "Dont 1 qui a gelé ses comptes." in await app.run("/tally")
     assert "Vous nous avez déjà dit" in await app.run(":press 1")  # counted once
+
+
+async def test_a_role_is_pinged_only_from_the_coalitions_discord_server(app: App) -> None:
+    setup = ":as org\n:hint en\n:organizer on\n"
+    for where in (":private", ":group"):
+        out = await app.run(f"{setup}{where}\n/announce <@&5> Freeze tomorrow!")
+        assert "a role of the coalition's own Discord server only" in out
+        assert "Nothing was saved." in out and "Preview" not in out
+    # a mention written inside the text is only text: no role is pinged
+    out = await app.run(f"{setup}:private\n/announce Freeze tomorrow! <@&5>")
+    assert "Preview of your announcement:" in out and "it will ping" not in out

@@ -135,9 +135,10 @@ async def test_french_command_names_are_in_what_is_synced(world: World) -> None:
     assert synced["pledge"]["name_localizations"]["fr"] == "je-m-engage"
     assert synced["tally"]["name_localizations"]["fr"] == "compteur"
     french = world.services.catalogs.get("fr")
-    assert synced["pledge"]["description_localizations"]["fr"] == french.gettext(
-        "Pledge to freeze your Instagram and Facebook accounts for 24 hours"
-    )
+    pledge = world.services.registry.get("pledge")
+    assert pledge is not None
+    assert synced["pledge"]["description_localizations"]["fr"] == french.gettext(pledge.summary)
+    assert pledge.summary != french.gettext(pledge.summary)  # it is translated
     assert synced["pledge"]["options"][0]["description_localizations"]["fr"] == (
         "Les comptes que vous allez geler"
     )

@@ -26,7 +26,7 @@ async def test_a_restart_finishes_an_interrupted_expansion_once(tmp_path: Path) 
     # What a process killed after its first chunk left: the broadcast and 2,000 rows.
     made, _ended = await storage._call(
         lambda db: queries.create_broadcast(
-            db, c, "r1", "reminder", "start", "fr", True, False, None
+            db, c, "r1", "reminder", "start", "fr", True, False, None, None
         )
     )
     assert made is not None
@@ -60,7 +60,7 @@ async def test_the_outbox_recovery_finishes_it_too(tmp_path: Path) -> None:
         )
         made, _ended = await storage._call(
             lambda db: queries.create_broadcast(
-                db, c, "r1", "reminder", "start", "en", True, False, None
+                db, c, "r1", "reminder", "start", "en", True, False, None, None
             )
         )
         assert made is not None

@@ -136,10 +136,7 @@ async def test_telegram_publishes_a_spanish_menu_and_answers_in_spanish(tmp_path
     async with telegram_world(tmp_path / "data", locales_dir=locales) as world:
         server = world.server
         menu = {c["command"]: c["description"] for c in server.commands[("default", "es")]}
-        assert (
-            menu["pledge"]
-            == SPANISH["Pledge to freeze your Instagram and Facebook accounts"]
-        )
+        assert menu["pledge"] == SPANISH["Pledge to freeze your Instagram and Facebook accounts"]
         server.add_user(777, "María", "es")
         server.user_sends(777, 777, "/language")
         await server.wait_for(lambda: len(server.messages(777)) >= 1, WAIT)

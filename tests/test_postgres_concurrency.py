@@ -274,7 +274,7 @@ async def test_two_processes_finishing_one_interrupted_expansion_add_each_recipi
     # What a process killed after its first chunk left: the broadcast and 700 rows.
     made, _ended = await crashed._call(
         lambda db: queries.create_broadcast(
-            db, c, "r1", "reminder", "start", "fr", True, False, None
+            db, c, "r1", "reminder", "start", "fr", True, False, None, None
         )
     )
     assert made is not None

@@ -44,6 +44,13 @@ class Scope(StrEnum):
     COALITION = "coalition"  # the coalition's organizers, for the whole campaign
 
 
+# The role an announcement pings is kept with its texts, under a key no language code can
+# be: "<platform>:<community chat id>:<role id>" (handlers/announce.py). The outbox gives it
+# to the transport of that one community's copy (bot/delivery/outbox.py); every other copy
+# pings nobody.
+PING_KEY = "@ping"
+
+
 class Visibility(StrEnum):
     """Who sees a reply: everyone in the chat, or only the person who asked."""
 

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from bot.core import i18n
 from bot.core.text import with_opt_out
-from bot.core.types import Button
+from bot.core.types import PING_KEY, Button
 from bot.services.container import Services
 from bot.services.reminders import render
 from storage.base import Delivery, Finished
@@ -59,6 +59,15 @@ class RetryLater(Exception):
 OnSend = Callable[[], Awaitable[None]]
 
 
+def mention_for(variants: dict[str, str], delivery: Delivery) -> str | None:
+    """The role an announcement's copy pings: only the one community's it names."""
+    platform, _, rest = variants.get(PING_KEY, "").partition(":")
+    chat_id, _, role = rest.rpartition(":")
+    if delivery.personal or (platform, chat_id) != (delivery.platform, delivery.address):
+        return None
+    return role or None
+
+
 class Transport(Protocol):
     """What a front-end offers the outbox: one message to one address."""
 
@@ -75,9 +84,12 @@ class Transport(Protocol):
         nonce: str,
         buttons: tuple[Button, ...] = (),
         on_send: OnSend | None = None,
+        mention: str | None = None,
     ) -> Outcome:
         """Send text (and buttons) to address, awaiting on_send just before the first
-        request goes out; nonce identifies the delivery; may raise RetryLater."""
+        request goes out; nonce identifies the delivery; `mention` (a role to ping there;
+        given only to a transport of the platform that chose it) may be ignored; may raise
+        RetryLater."""
         ...
 
 
@@ -172,11 +184,12 @@ class Outbox:
             await self.services.storage.mark_sending(delivery.id)
 
         try:
-            text, buttons = await self._compose(delivery)
+            text, buttons, mention = await self._compose(delivery)
             if not text:
                 return Finished(delivery.id, "failed")
+            extra = {"mention": mention} if mention is not None else {}
             outcome = await transport.deliver(
-                delivery.address, text, f"d{delivery.id}", buttons, on_send
+                delivery.address, text, f"d{delivery.id}", buttons, on_send, **extra
             )
         except RetryLater as wait:
             self.services.telemetry.delivery(delivery.platform, "rate_limited")
@@ -201,25 +214,27 @@ class Outbox:
             self._announcements[subject] = cached
         return cached
 
-    async def _compose(self, delivery: Delivery) -> tuple[str, tuple[Button, ...]]:
-        """The delivery's text and buttons, in its recipient's language."""
+    async def _compose(self, delivery: Delivery) -> tuple[str, tuple[Button, ...], str | None]:
+        """The delivery's text and buttons, in its recipient's language, and the role its
+        copy pings (an announcement's, in one community), if any."""
         texts = None
         if delivery.kind == "announcement":
             texts = await self._announcement(delivery.subject)
         with i18n.use(self.services.catalogs.get(delivery.language)):
             if texts is None:
-                return render(
+                text, buttons = render(
                     delivery.kind,
                     delivery.subject,
                     self.services,
                     delivery.platform,
                     delivery.personal,
                 )
+                return text, buttons, None
             variants, source = texts
             text = variants.get(delivery.language) or variants.get(source, "")
             if text and delivery.personal:
                 text = with_opt_out(text)
-            return text, ()
+            return text, (), mention_for(variants, delivery)
 
     async def _next_wake(self, platform: str) -> float:
         """Seconds until the platform's earliest waiting row comes due (at most `idle`)."""

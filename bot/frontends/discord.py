@@ -2,9 +2,11 @@
 interaction responses, embeds and edits.
 
 It translates only. Slash commands are generated from the core's registry, with French
-names and descriptions through an app_commands.Translator; answers meant for one person are
-ephemeral; the board is an embed with a persistent button, kept up to date by the shared
-BoardUpdater; mentions are off unless an organizer asks for one role explicitly.
+names, descriptions and choice names through an app_commands.Translator; answers meant for
+one person are ephemeral; the board is an embed with a persistent button, kept up to date
+by the shared BoardUpdater; mentions are off unless an organizer asks for one role of the
+home server explicitly (an announcement's copy there). A server without a language of its
+own takes its preferred locale's, when the bot speaks it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from bot.delivery.pacing import Pacer
 from bot.delivery.progress import Edit, ProgressReports
 from bot.services.container import BOARDS, Services
 from bot.services.dispatch import Dispatcher
-from bot.services.registry import Command
+from bot.services.registry import VALUE_CONTEXT, ArgKind, Command
 from bot.services.render import render_board
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ CONTENT_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
 BOARD_COLOUR = discord.Colour(0xC0392B)
 COUNT_CHANGING = frozenset({"pledge", "unpledge", "forget", "done"})
+LANGUAGE_CACHE = 50_000  # servers whose community language this process has settled
 
 # Command names as Discord users see them in their language (msgctxt "command name"). Every
 # command of the registry needs one; tests/test_discord_e2e.py checks it.
@@ -81,6 +84,9 @@ COMMAND_NAMES = (
     P_("command name", "announce"),
     P_("command name", "done"),
     P_("command name", "tallypost"),
+    P_("command name", "webpage"),
+    P_("command name", "link"),
+    P_("command name", "unlink"),
 )
 NAME_CONTEXT = "command name"
 
@@ -110,7 +116,10 @@ class CatalogTranslator(app_commands.Translator):
             translated = translator.pgettext(NAME_CONTEXT, message)
             return translated if translated != message else None
         if context.location is app_commands.TranslationContextLocation.choice_name:
-            return None  # choices are values such as "instagram" or "fr": the same everywhere
+            # A choice's name (msgctxt "argument value"); the value sent back is the same
+            # in every language. Languages are named in themselves, untranslated.
+            translated = translator.pgettext(VALUE_CONTEXT, message)
+            return translated if translated != message else None
         translated = translator.gettext(message)
         return translated if translated != message else None
 
@@ -166,6 +175,22 @@ class CoalitionClient(discord.AutoShardedClient):
         """Runs once after login, before the gateway connects."""
         await self.frontend.setup_hook()
 
+    async def on_ready(self) -> None:
+        """Every shard is connected and has seen its servers (again, after a new session)."""
+        for guild in list(self.guilds):
+            await self.frontend.adopt_server_language(guild.id)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """The bot was added to a server."""
+        await self.frontend.adopt_server_language(guild.id)
+
+    async def on_guild_update(self, before: discord.Guild, after: discord.Guild) -> None:
+        """A server's settings changed: its preferred locale may have."""
+        if before.preferred_locale != after.preferred_locale:
+            await self.frontend.server_locale_changed(
+                after.id, str(before.preferred_locale), str(after.preferred_locale)
+            )
+
 
 class DiscordFrontend:
     """One Discord bot on the shared command core."""
@@ -186,6 +211,9 @@ class DiscordFrontend:
         self.boards.leading = self.progress.leading = False
         self.boards.untracked = self._tell_leader_of_boards
         self._dm_channels: OrderedDict[int, int] = OrderedDict()
+        # Servers whose community has a language (its admins' or its locale's): not looked
+        # up again at every interaction.
+        self._languages_settled: OrderedDict[str, None] = OrderedDict()
         self.client = self.build_client()
 
     # -- construction -------------------------------------------------------------------
@@ -219,8 +247,18 @@ class DiscordFrontend:
     def _slash(self, command: Command) -> app_commands.Command[Any, Any, Any]:
         """A slash command generated from a registry command: typed options, choices."""
 
-        async def callback(interaction: discord.Interaction, **options: str | None) -> None:
-            words = [value for value in options.values() if value]
+        async def callback(
+            interaction: discord.Interaction, **options: str | discord.Role | None
+        ) -> None:
+            # The words in the registry's order, as they would be typed: a role as its
+            # mention (@everyone's too, which the core refuses by its id).
+            words: list[str] = []
+            for arg in command.args:
+                value = options.get(arg.name)
+                if isinstance(value, discord.Role):
+                    words.append(f"<@&{value.id}>")
+                elif value:
+                    words.append(value)
             await self.on_command(interaction, command.name, " ".join(words))
 
         parameters = [
@@ -231,7 +269,8 @@ class DiscordFrontend:
             )
         ]
         for arg in command.args:
-            annotation: Any = str if arg.required else (str | None)
+            kind: Any = discord.Role if arg.kind is ArgKind.ROLE else str
+            annotation: Any = kind if arg.required else (kind | None)
             parameters.append(
                 inspect.Parameter(
                     arg.name,
@@ -250,7 +289,8 @@ class DiscordFrontend:
         for arg in command.args:
             if arg.choices:
                 slash._params[arg.name].choices = [
-                    app_commands.Choice(name=c.value, value=c.value) for c in arg.choices
+                    app_commands.Choice(name=app_commands.locale_str(c.shown), value=c.value)
+                    for c in arg.choices
                 ]
             if arg.label:
                 slash._params[arg.name].description = app_commands.locale_str(arg.label)
@@ -377,16 +417,18 @@ class DiscordFrontend:
     async def on_command(self, interaction: discord.Interaction, command: str, text: str) -> None:
         """A slash command: run it through the core, deferring if it takes long."""
         invocation = self._invocation(interaction, command, text, Source.COMMAND)
+        await self._before(invocation)
         replies = await self._handle(interaction, invocation)
         await self._respond(interaction, invocation, replies)
-        self._after(invocation)
+        await self._after(invocation)
 
     async def on_button(self, interaction: discord.Interaction, command: str, text: str) -> None:
         """A press on the board's button."""
         invocation = self._invocation(interaction, command, text, Source.BUTTON)
+        await self._before(invocation)
         replies = await self._handle(interaction, invocation)
         await self._respond(interaction, invocation, replies)
-        self._after(invocation)
+        await self._after(invocation)
 
     async def _handle(
         self, interaction: discord.Interaction, invocation: Invocation
@@ -592,10 +634,16 @@ class DiscordFrontend:
         nonce: str,
         buttons: tuple[Button, ...] = (),
         on_send: OnSend | None = None,
+        mention: str | None = None,
     ) -> Outcome:
         """Send one outbox message: to a volunteer privately, or to a community's board
-        channel; the nonce lets Discord drop a resend after a crash."""
+        channel; the nonce lets Discord drop a resend after a crash. `mention`, a role id,
+        is pinged at the head of the message in the home server only (an announcement's
+        chosen role); nothing else ever pings."""
         _volunteer, community = await self.services.storage.load_context(b"", "discord", address)
+        ping = self._role_ping(mention, address) if community is not None else None
+        if ping is not None:
+            text = f"<@&{mention}>\n{text}"
         pieces = split_text(text, CONTENT_LIMIT)
         view = self._outbox_view(buttons)
         try:
@@ -620,6 +668,8 @@ class DiscordFrontend:
                 kwargs: dict[str, Any] = {"nonce": f"{nonce}:{number}"[:25]}
                 if view is not None and number == len(pieces):
                     kwargs["view"] = view
+                if ping is not None and number == 1:
+                    kwargs["allowed_mentions"] = ping
                 await channel.send(piece, **kwargs)
             return Outcome.SENT
         except discord.Forbidden:
@@ -635,6 +685,18 @@ class DiscordFrontend:
             if error.status == 429:
                 self.services.telemetry.rate_limited("discord")
             return Outcome.RETRY if error.status == 429 or error.status >= 500 else Outcome.FAILED
+
+    def _role_ping(self, mention: str | None, address: str) -> discord.AllowedMentions | None:
+        """What a community's copy may ping: exactly the chosen role, never @everyone or
+        @here, and only in the coalition's home server (the core checked the role there)."""
+        home = self.services.settings.discord_home_guild_id
+        if mention is None or home is None or address != str(home):
+            return None
+        if not mention.isdigit() or int(mention) == home:  # @everyone's id is the server's
+            return None
+        return discord.AllowedMentions(
+            everyone=False, users=False, roles=[discord.Object(int(mention))], replied_user=False
+        )
 
     # -- boards -------------------------------------------------------------------------
 
@@ -681,6 +743,73 @@ class DiscordFrontend:
             self.boards.track(chat_id, new_ref, reply)
         return reply
 
-    def _after(self, invocation: Invocation) -> None:
+    async def _before(self, invocation: Invocation) -> None:
+        """A server's admin setting it up (/board, /subscribe…) makes it a community: give
+        it its server's language first, so that its first board reads in it."""
+        command = self.services.registry.get(invocation.command)
+        if (
+            invocation.in_group
+            and invocation.is_admin
+            and command is not None
+            and command.scope is Scope.COMMUNITY
+        ):
+            await self.adopt_server_language(int(invocation.chat_id), create=True)
+
+    async def _after(self, invocation: Invocation) -> None:
         if invocation.command in COUNT_CHANGING:
             self.services.counts_changed()
+        if not invocation.in_group:
+            return
+        if invocation.command == "language":  # perhaps the community's: the board follows
+            self.boards.touch(invocation.chat_id)
+        # A pledge may have made this server a community: it takes the server's language.
+        await self.adopt_server_language(int(invocation.chat_id))
+
+    # -- a server's language -----------------------------------------------------------
+
+    def _locale_language(self, locale: str | None) -> str | None:
+        """The language of a Discord locale ("fr", "en-US"), if the bot speaks it."""
+        return self.services.catalogs.match(locale)
+
+    def _settled(self, chat_id: str) -> None:
+        self._languages_settled[chat_id] = None
+        self._languages_settled.move_to_end(chat_id)
+        if len(self._languages_settled) > LANGUAGE_CACHE:
+            self._languages_settled.popitem(last=False)
+
+    async def adopt_server_language(self, guild_id: int, *, create: bool = False) -> None:
+        """A server's community without a language of its own (none chosen with /language
+        … group) takes the server's preferred locale, when the bot speaks it: its board and
+        the posts there (announcements, reminders, tally posts) are then in it. With
+        `create`, the community is made if it is not there yet."""
+        chat_id = str(guild_id)
+        if chat_id in self._languages_settled:
+            return
+        guild = self.client.get_guild(guild_id)
+        language = self._locale_language(str(guild.preferred_locale) if guild else None)
+        if language is None:
+            return
+        storage = self.services.storage
+        _volunteer, community = await storage.load_context(b"", Platform.DISCORD.value, chat_id)
+        if community is None and not create:
+            return  # not a community (yet): a pledge or an admin's command makes it one
+        self._settled(chat_id)
+        if community is not None and community.language is not None:
+            return
+        await storage.set_community_language(Platform.DISCORD.value, chat_id, language)
+        log.info("discord: a server's community now speaks its preferred locale's language")
+        self.boards.touch(chat_id)
+
+    async def server_locale_changed(self, guild_id: int, before: str, after: str) -> None:
+        """A server changed its preferred locale: its community follows, unless its admins
+        chose a language other than the one it had (the old locale's)."""
+        chat_id = str(guild_id)
+        old, new = self._locale_language(before), self._locale_language(after)
+        storage = self.services.storage
+        _volunteer, community = await storage.load_context(b"", Platform.DISCORD.value, chat_id)
+        if new is None or community is None or community.language not in (None, old):
+            return
+        if community.language != new:
+            await storage.set_community_language(Platform.DISCORD.value, chat_id, new)
+            self.boards.touch(chat_id)
+        self._settled(chat_id)

@@ -6,15 +6,41 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from bot.core.i18n import _
+from bot.core.i18n import P_, _
 from bot.core.types import Invocation, Reply, Scope
 
 if TYPE_CHECKING:
     from bot.services.container import Services
 
 Handler = Callable[[Invocation, "Services"], Awaitable[list[Reply]]]
+
+# Where a platform lists an argument's choices (Discord's slash commands), each choice is
+# shown by a name in the reader's language (msgctxt "argument value"); the value sent back
+# stays the same. Choices without a label of their own are named from this table, else by
+# their value.
+VALUE_CONTEXT = "argument value"
+VALUE_LABELS = {
+    "both": P_("argument value", "both"),
+    "instagram": P_("argument value", "Instagram"),
+    "facebook": P_("argument value", "Facebook"),
+    "on": P_("argument value", "on"),
+    "off": P_("argument value", "off"),
+    "window": P_("argument value", "freeze window"),
+    "reminder": P_("argument value", "reminder"),
+    "confirm": P_("argument value", "confirm"),
+}
+# A role as a mention, the way Discord writes one: <@&id>.
+ROLE_MENTION = re.compile(r"<@&([0-9]{1,20})>")
+
+
+class ArgKind(StrEnum):
+    """What an argument takes: words (a choice or free text), or a role of the community."""
+
+    TEXT = "text"
+    ROLE = "role"  # a role mention, <@&id>; optional ones are recognised by that shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +50,7 @@ class Choice:
     value: str
     aliases: tuple[str, ...] = ()
     scope: Scope | None = None  # choosing it needs this scope (e.g. /campaign window)
+    label: str = ""  # msgid (msgctxt "argument value") naming it where choices are listed
     # The value and its aliases as `fold` leaves them, folded once here, not at every word.
     words: frozenset[str] = field(init=False, compare=False, repr=False)
 
@@ -35,6 +62,12 @@ class Choice:
         """Whether a typed word means this choice (case and accents as typed are forgiven)."""
         return fold(word) in self.words
 
+    @property
+    def shown(self) -> str:
+        """The name a list of choices shows, as a msgid of context VALUE_CONTEXT (its own
+        label, else the common one for its value, else the value itself)."""
+        return self.label or VALUE_LABELS.get(self.value, self.value)
+
 
 @dataclass(frozen=True, slots=True)
 class Arg:
@@ -45,6 +78,7 @@ class Arg:
     label: str = ""  # msgid: the argument's description (usage shows it for free text)
     required: bool = False
     rest: bool = False  # takes the rest of the line
+    kind: ArgKind = ArgKind.TEXT
     # Every folded word of every choice, to the choice it means (the first listed wins).
     _meaning: dict[str, Choice] = field(init=False, compare=False, repr=False)
 
@@ -58,6 +92,10 @@ class Arg:
     def choice(self, word: str) -> Choice | None:
         """The choice a typed word means, if any."""
         return self._meaning.get(fold(word))
+
+    def fits(self, word: str) -> bool:
+        """Whether a typed word has the shape this argument takes (any word, for text)."""
+        return self.kind is not ArgKind.ROLE or ROLE_MENTION.fullmatch(word) is not None
 
     def usage(self) -> str:
         """How the argument is written in a usage line."""
@@ -144,6 +182,10 @@ def parse_args(command: Command, text: str) -> dict[str, str]:
             if arg.required:
                 raise UsageError(command)
             break
+        if not arg.fits(words[0]):
+            if arg.required:
+                raise UsageError(command, words[0])
+            continue  # an optional argument recognised by its shape, left out
         if arg.rest:  # the rest of the text as typed, line breaks included
             values[arg.name] = text[tokens[len(tokens) - len(words)][1] :].strip()
             words = []
