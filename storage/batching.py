@@ -18,6 +18,8 @@ from storage.base import StorageError
 log = logging.getLogger(__name__)
 
 C = TypeVar("C")  # the connection an operation runs on
+Q = TypeVar("Q")  # what a coalesced read is asked
+A = TypeVar("A")  # what it answers
 
 Operation = Callable[[C], Any]
 # Runs operations on the connection, in order, and returns one outcome per operation: its
@@ -134,3 +136,43 @@ class GroupCommit(Generic[C]):
                 future.set_exception(self._classify(outcome))
             else:
                 future.set_result(outcome)
+
+
+class Coalesced(Generic[Q, A]):
+    """Reads that arrive while one is on its way go together in the next (`read_many`, one
+    round trip for all), as group commit does for writes. Each batch starts after every
+    read in it was asked, so it sees all that was committed before (a caller's own writes
+    too). If the batch fails, each of its callers gets the error."""
+
+    def __init__(self, read_many: Callable[[list[Q]], Awaitable[list[A]]]) -> None:
+        self._read_many = read_many
+        self._pending: list[tuple[Q, asyncio.Future[A]]] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def read(self, asked: Q) -> A:
+        """The answer to `asked`, read with the others asked meanwhile."""
+        future: asyncio.Future[A] = asyncio.get_running_loop().create_future()
+        self._pending.append((asked, future))
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                answers = await self._read_many([asked for asked, _ in batch])
+            except BaseException as error:
+                for _, future in batch:
+                    if future.done():
+                        continue
+                    if isinstance(error, Exception):
+                        future.set_exception(error)
+                    else:  # cancelled (the loop is ending): so are the reads
+                        future.cancel()
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)

@@ -587,10 +587,16 @@ async def test_linking_two_pledged_accounts_keeps_the_earlier_pledge_counts_exac
         ("discord", "g2", 1),
     ):
         assert (await storage.tally(c, platform, chat)).community == count, chat
-    # Either account reads the one volunteer: the earlier pledge, the language chosen.
+    # Either account reads the one volunteer: the earlier pledge, the language chosen; alone
+    # or among reads made at the same moment (which a backend may send together).
     for account in (1, 2):
         volunteer, _ = await storage.load_context(key(account), "console", None)
         assert volunteer is not None and volunteer.key == key(1) and volunteer.language == "fr"
+    together = await asyncio.gather(
+        *(storage.load_context(key(n), "telegram", "-1") for n in (2, 9, 1, 7, 2))
+    )
+    assert [v.key if v else None for v, _ in together] == [key(1), key(9), key(1), None, key(1)]
+    assert all(c is not None and c.chat_id == "-1" for _, c in together)
     data = await storage.export(c, key(1))
     assert data.pledge is not None and data.pledge.number == 2 and data.pledge.communities == 4
     assert data.platforms == ("discord", "telegram")

@@ -77,6 +77,12 @@ async def load_context(
         platform,
         chat_id,
     )
+    return _context(row, key, platform, chat_id)
+
+
+def _context(
+    row: asyncpg.Record, key: bytes, platform: str, chat_id: str | None
+) -> tuple[Volunteer | None, Community | None]:
     volunteer = (
         None
         if row[4] is None
@@ -97,6 +103,37 @@ async def load_context(
         )
     )
     return volunteer, community
+
+
+Context = tuple[bytes, str, str | None]  # what load_context is asked: key, platform, chat id
+
+
+async def load_contexts(
+    db: asyncpg.Connection, wanted: Sequence[Context]
+) -> list[tuple[Volunteer | None, Community | None]]:
+    """load_context for several invocations in one statement (one round trip), in order.
+    Each is looked up by its keys (LATERAL ... LIMIT 1: never a join that reads a table
+    whole)."""
+    if len(wanted) == 1:
+        return [await load_context(db, *wanted[0])]
+    rows = await db.fetch(
+        "SELECT v.language, v.timezone, v.reminders, v.dm_address, v.created_at, "
+        "c.id, c.language, c.subscribed, c.board_ref, c.tally_posts, c.web_page, l.person, "
+        "c.tally_hour "
+        "FROM unnest($1::bytea[], $2::text[], $3::text[]) WITH ORDINALITY AS u(k, p, ch, i) "
+        "LEFT JOIN LATERAL (SELECT person FROM links l WHERE l.alias = u.k LIMIT 1) l ON true "
+        "LEFT JOIN LATERAL (SELECT * FROM volunteers v "
+        "  WHERE v.key = COALESCE(l.person, u.k) LIMIT 1) v ON true "
+        "LEFT JOIN LATERAL (SELECT * FROM communities c "
+        "  WHERE c.platform = u.p AND c.chat_id = u.ch LIMIT 1) c ON true "
+        "ORDER BY u.i",
+        [key for key, _, _ in wanted],
+        [platform for _, platform, _ in wanted],
+        [chat_id for _, _, chat_id in wanted],
+    )
+    if len(rows) != len(wanted):
+        raise StorageError("storage failing: load_context answered for fewer invocations")
+    return [_context(row, *asked) for row, asked in zip(rows, wanted, strict=True)]
 
 
 async def pledge(

@@ -29,7 +29,7 @@ from storage.base import (
     Volunteer,
     VolunteerData,
 )
-from storage.batching import GroupCommit
+from storage.batching import Coalesced, GroupCommit
 from storage.expansion import Expansions
 from storage.postgres import links, queries, schema
 from storage.postgres.leader import Leadership
@@ -97,6 +97,12 @@ class PostgresStorage(Storage):
             run_each=self._batches.run_each,
             classify=as_storage_error,
             after_commit=_always,
+        )
+        # Every command's first read: those asked meanwhile in one round trip (bench/
+        # processes.py: a round trip of its own per command was about half of a bot
+        # process's CPU, most of it the socket's send).
+        self._contexts = Coalesced[queries.Context, tuple[Volunteer | None, Community | None]](
+            lambda wanted: alone(self._open_pool(), lambda db: queries.load_contexts(db, wanted))
         )
         # Broadcasts whose volunteers are being added after the first chunk.
         self._expansions = Expansions(lambda b: self._expand_step(b), lambda: EXPAND_CHUNK)
@@ -293,8 +299,9 @@ class PostgresStorage(Storage):
     async def load_context(
         self, key: bytes, platform: str, chat_id: str | None
     ) -> tuple[Volunteer | None, Community | None]:
-        """Read the volunteer and the community of one invocation in one go."""
-        return await self._run(lambda db: queries.load_context(db, key, platform, chat_id))
+        """Read the volunteer and the community of one invocation in one go (with the
+        other invocations' asked meanwhile)."""
+        return await self._guard(self._contexts.read((key, platform, chat_id)))
 
     async def pledge(
         self, campaign_id: int, key: bytes, platform: str, chat_id: str | None, choice: str | None
