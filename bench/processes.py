@@ -21,10 +21,14 @@ process on SQLite, measured side by side in one run, on the same machine.
    (latency from each press's intended time) at rising rates, `--seconds` per step; a rate
    is sustained as there (every press answered, p99 <= 1 s, the last 5 s no slower than the
    first). Two configurations, `--runs` times, interleaved: 1 bot process on SQLite by
-   webhook (the fake posts to it), and 3 bot processes on PostgreSQL behind the round-robin
-   load balancer of tests/test_several_processes.py (`RoundRobin`, run in a process of its
-   own as nginx would be). Each step prints the CPU of the benchmark's process (the fake),
-   the bots, the balancer, PostgreSQL and the rest of the machine.
+   webhook (the fake posts to it), and 3 bot processes on PostgreSQL behind a round-robin
+   load balancer: `--balancer nginx` (the default when Debian's nginx is installed:
+   `apt-get install nginx`), one worker process with keep-alive connections to the bots, as
+   docs/deploy.md configures it; or `--balancer python`, the `RoundRobin` of
+   tests/test_several_processes.py in a process of its own (aiohttp: it costs about twice
+   nginx's CPU per press, CPU the SQLite configuration does not pay). Each step prints the
+   CPU of the benchmark's process (the fake), the bots, the balancer (nginx: master and
+   worker), PostgreSQL and the rest of the machine.
 3. **Leader takeover.** 3 processes on PostgreSQL (presses at `--takeover-rate` meanwhile);
    the leader is killed with SIGKILL `--kills` times and restarted each time. Measured from
    the kill: the advisory lock free (pg_locks), held by another process (its lock
@@ -37,7 +41,7 @@ for sustained presses/s; takeover <= 5 s.
     .venv/bin/python bench/processes.py [--quick] [--parts core,telegram,takeover]
         [--rounds 3] [--core-seconds 20] [--prefill 0,100000] [--pg-waits] [--runs 3]
         [--rates 300,450,600,750,900,1200,1500,1800] [--seconds 30] [--telegram-prefill 0]
-        [--kills 10] [--takeover-rate 100]
+        [--kills 10] [--takeover-rate 100] [--balancer nginx|python]
 """
 
 from __future__ import annotations
@@ -491,6 +495,39 @@ async def serve_balancer(ports: list[int]) -> None:
     await balancer.stop()
 
 
+NGINX = "/usr/sbin/nginx"
+
+
+def default_balancer() -> str:
+    """nginx when Debian's package is installed, else the Python round robin."""
+    return "nginx" if Path(NGINX).exists() else "python"
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of its children (nginx's workers) so far."""
+    total = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+async def wait_for_port(port: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on port {port} after {timeout} s") from None
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
+
+
 @dataclass
 class Bots:
     """`count` coalition-bot processes (`python -m bot run`, webhook mode) for one fake
@@ -506,11 +543,17 @@ class Bots:
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     balancer: subprocess.Popen[bytes] | None = None
     webhook: str = ""
+    balancer_kind: str = "python"  # or "nginx"
 
     async def start_all(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.ports = [free_port() for _ in range(self.count)]
-        if self.count > 1:
+        if self.count > 1 and self.balancer_kind == "nginx":
+            port = free_port()
+            self.balancer = self._start_nginx(port)
+            await wait_for_port(port)
+            self.webhook = f"http://127.0.0.1:{port}/telegram"
+        elif self.count > 1:
             self.balancer = self._start_balancer()
             assert self.balancer.stdout is not None
             line = await asyncio.to_thread(self.balancer.stdout.readline)
@@ -528,6 +571,29 @@ class Bots:
                 if time.monotonic() > deadline:
                     raise RuntimeError("no process leads after 60 s")
                 await asyncio.sleep(0.1)
+
+    def _start_nginx(self, port: int) -> subprocess.Popen[bytes]:
+        """Debian's nginx in front of the bots: round robin, keep-alive to the upstreams."""
+        home = self.directory / "nginx"
+        home.mkdir(parents=True, exist_ok=True)
+        upstreams = "".join(f"server 127.0.0.1:{p};" for p in self.ports)
+        (home / "nginx.conf").write_text(
+            f"worker_processes 1; pid {home}/nginx.pid; error_log {home}/error.log warn;"
+            f"user root;"
+            f"events {{ worker_connections 4096; }}"
+            f"http {{ access_log off; client_body_temp_path {home}/body;"
+            f" proxy_temp_path {home}/proxy; fastcgi_temp_path {home}/fcgi;"
+            f" uwsgi_temp_path {home}/uwsgi; scgi_temp_path {home}/scgi;"
+            f" upstream bots {{ {upstreams} keepalive 128; }}"
+            f" server {{ listen 127.0.0.1:{port};"
+            f" location / {{ proxy_pass http://bots; proxy_http_version 1.1;"
+            f' proxy_set_header Connection ""; proxy_set_header Host $host; }} }} }}\n'
+        )
+        return subprocess.Popen(
+            [NGINX, "-c", str(home / "nginx.conf"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.directory / "balancer.log").open("wb"),
+        )
 
     def _start_balancer(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -594,7 +660,7 @@ class Bots:
     def cpu(self) -> tuple[float, float, float]:
         """CPU seconds so far of the bots, the balancer and PostgreSQL."""
         bots = sum(cpu_seconds(pid) for pid in self.pids())
-        balancer = cpu_seconds(self.balancer.pid) if self.balancer is not None else 0.0
+        balancer = tree_cpu_seconds(self.balancer.pid) if self.balancer is not None else 0.0
         return bots, balancer, postgres_cpu(self.postgres)
 
     def tracebacks(self) -> int:
@@ -746,7 +812,9 @@ async def telegram_run(
         server.add_group(GROUP, "Coalition", creator=ORGANIZER)
         url = await fresh_database(server_pg, name) if config.startswith("pg") else None
         pg = server_pg if url is not None else None
-        bots = Bots(server, tmp / f"{config}-{run}", url, count, postgres=pg)
+        bots = Bots(
+            server, tmp / f"{config}-{run}", url, count, postgres=pg, balancer_kind=args.balancer
+        )
         try:
             (bots.directory / "process-0").mkdir(parents=True)
             settings = settings_for(bots.directory / "process-0")
@@ -1071,6 +1139,12 @@ async def main() -> None:
         "every 10 ms)",
     )
     parser.add_argument("--runs", type=int, default=3, help="telegram: runs")
+    parser.add_argument(
+        "--balancer",
+        choices=("nginx", "python"),
+        default=default_balancer(),
+        help="telegram: what spreads the webhook over the 3 processes",
+    )
     parser.add_argument("--rates", default="300,450,600,750,900,1200,1500,1800")
     parser.add_argument("--seconds", type=float, default=30.0, help="telegram: per rate")
     parser.add_argument("--kills", type=int, default=10)
