@@ -853,7 +853,8 @@ async def telegram_part(
     print(
         f"\n2. Telegram presses/s sustained: open loop, {args.seconds:g} s per rate, rates "
         f"{','.join(map(str, args.rates))}, {args.runs} runs (order alternating); 1 process "
-        f"on SQLite by webhook vs 3 on PostgreSQL behind RoundRobin (its own process), on "
+        f"on SQLite by webhook vs 3 on PostgreSQL behind "
+        f"{'nginx' if args.balancer == 'nginx' else 'RoundRobin (its own process)'}, on "
         f"{filled_label(args.telegram_prefill)}; {load()}",
         flush=True,
     )
