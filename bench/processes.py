@@ -79,6 +79,7 @@ from bench.telegram_burst import (  # noqa: E402
     TOKEN,
     Stalls,
     Step,
+    ack_figures,
     board_count,
     cpu_seconds,
     format_step,
@@ -760,30 +761,11 @@ async def telegram_step(
     shown = [
         at for at, text in server.edited_at[(GROUP, board_id)] if f"{expected:,} volun" in text
     ]
-    latencies = sorted(
-        server.callback_answered_at[q] - t
-        for q, t in created.items()
-        if q in server.callback_answered_at
-    )
-    first_at = min(created.values())
-    edges = [
-        [
-            server.callback_answered_at.get(q, float("inf")) - t
-            for q, t in created.items()
-            if (t - first_at < 5) == early and (last - t < 5) != early
-        ]
-        for early in (True, False)
-    ]
     step = Step(
         rate=rate,
-        presses=len(created),
-        unanswered=len(created) - len(latencies),
-        p50=statistics.median(latencies) if latencies else float("inf"),
-        p99=latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else float("inf"),
+        **ack_figures(server, created, last),
         board_exact=(shown[0] - last) if shown else float("inf"),
         rejected_429=server.rejected_429 - before_429,
-        first_p50=statistics.median(edges[0]) if edges[0] else 0.0,
-        last_p50=statistics.median(edges[1]) if edges[1] else 0.0,
         cpu_bench=100 * cpu_bench / wall,
         cpu_bot=100 * cpu_bots / wall,
         cpu_others=max(0.0, 100 * cpu_others / wall),

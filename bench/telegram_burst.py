@@ -58,6 +58,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -167,6 +168,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def ack_figures(server: FakeTelegram, created: dict[str, float], last: float) -> dict[str, Any]:
+    """A step's press figures from the fake's answer times: presses, unanswered, p50 and p99
+    from each press's intended time, and the p50 of the step's first and last 5 s."""
+    latencies = sorted(
+        server.callback_answered_at[q] - t
+        for q, t in created.items()
+        if q in server.callback_answered_at
+    )
+    first_at = min(created.values())
+    edges = [
+        [
+            server.callback_answered_at.get(q, float("inf")) - t
+            for q, t in created.items()
+            if (t - first_at < 5) == early and (last - t < 5) != early
+        ]
+        for early in (True, False)
+    ]
+    return {
+        "presses": len(created),
+        "unanswered": len(created) - len(latencies),
+        "p50": statistics.median(latencies) if latencies else float("inf"),
+        "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else float("inf"),
+        "first_p50": statistics.median(edges[0]) if edges[0] else 0.0,
+        "last_p50": statistics.median(edges[1]) if edges[1] else 0.0,
+    }
+
+
 def board_count(server: FakeTelegram, message_id: int) -> int | None:
     for message in server.messages(GROUP):
         if message["message_id"] == message_id:
@@ -252,33 +280,12 @@ async def measure(kind: str, rates: list[int], seconds: float) -> list[Step]:
                             if f"{expected:,} volunteer" in text
                         ]
                         board_exact = (shown[0] - last) if shown else float("inf")
-                    latencies = sorted(
-                        server.callback_answered_at[q] - t
-                        for q, t in created.items()
-                        if q in server.callback_answered_at
-                    )
-                    first_at = min(created.values())
-                    edges = [
-                        [
-                            server.callback_answered_at.get(q, float("inf")) - t
-                            for q, t in created.items()
-                            if (t - first_at < 5) == early and (last - t < 5) != early
-                        ]
-                        for early in (True, False)
-                    ]
                     steps.append(
                         Step(
                             rate=rate,
-                            presses=len(created),
-                            unanswered=len(created) - len(latencies),
-                            p50=statistics.median(latencies) if latencies else float("inf"),
-                            p99=latencies[max(0, int(len(latencies) * 0.99) - 1)]
-                            if latencies
-                            else float("inf"),
+                            **ack_figures(server, created, last),
                             board_exact=board_exact,
                             rejected_429=server.rejected_429 - before_429,
-                            first_p50=statistics.median(edges[0]) if edges[0] else 0.0,
-                            last_p50=statistics.median(edges[1]) if edges[1] else 0.0,
                             cpu_bench=100 * cpu_bench / wall,
                             cpu_bot=100 * cpu_bot / wall,
                             cpu_others=max(0.0, 100 * cpu_others / wall),

@@ -75,6 +75,7 @@ from bench.telegram_burst import (  # noqa: E402
     ORGANIZER,
     TOKEN,
     Step,
+    ack_figures,
     cpu_seconds,
     load,
     machine_busy_seconds,
@@ -400,31 +401,8 @@ class Run:
 
 
 def ack_step(server: FakeTelegram, created: dict[str, float], last: float, rate: int) -> Step:
-    latencies = sorted(
-        server.callback_answered_at[q] - t
-        for q, t in created.items()
-        if q in server.callback_answered_at
-    )
-    first_at = min(created.values())
-    edges = [
-        [
-            server.callback_answered_at.get(q, float("inf")) - t
-            for q, t in created.items()
-            if (t - first_at < 5) == early and (last - t < 5) != early
-        ]
-        for early in (True, False)
-    ]
-    return Step(
-        rate=rate,
-        presses=len(created),
-        unanswered=len(created) - len(latencies),
-        p50=statistics.median(latencies) if latencies else float("inf"),
-        p99=pct(latencies, 0.99),
-        board_exact=None,
-        rejected_429=0,
-        first_p50=statistics.median(edges[0]) if edges[0] else 0.0,
-        last_p50=statistics.median(edges[1]) if edges[1] else 0.0,
-    )
+    """A pledge step's figures, as bench/telegram_burst.py judges them."""
+    return Step(rate=rate, **ack_figures(server, created, last), board_exact=None, rejected_429=0)
 
 
 def format_ack(step: Step) -> str:

@@ -19,11 +19,8 @@ from bot.delivery.outbox import Outbox
 from bot.frontends.discord import DiscordFrontend
 from bot.schedule.scheduler import ReminderScheduler
 from bot.services.container import Services
-from tests.conftest import NOW, WAIT, eventually, make_settings
-
-HOME = 900_000_000_000_000_042
-TOKEN = "M" + "a" * 23 + "." + "b" * 6 + "." + "c" * 27
-SETTLE = 3 * WAIT
+from tests.conftest import NOW, eventually, make_settings
+from tests.test_discord_e2e import HOME, SETTLE, TOKEN
 
 
 @dataclass
