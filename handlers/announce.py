@@ -26,6 +26,7 @@ from bot.core.types import (
 from bot.services.container import Services
 from bot.services.registry import ROLE_MENTION, Arg, ArgKind, Command
 from bot.services.render import paragraphs, progress_text
+from handlers.common import platform_name
 
 TEXT = Arg(
     "text",
@@ -45,7 +46,6 @@ PING = Arg(
 # preview says how many.
 MAX_LENGTH = 4000
 MAX_ID = 2**63 - 1  # the largest id storage can hold
-PLATFORM_NAMES = {Platform.TELEGRAM: "Telegram", Platform.DISCORD: "Discord"}
 
 
 @cache
@@ -187,7 +187,7 @@ def message_counts(texts: dict[str, str], source: str, services: Services) -> st
             "On {platform}, each reader gets it in {count} message.",
             "On {platform}, each reader gets it in {count} messages.",
             count,
-            platform=PLATFORM_NAMES[Platform(platform)],
+            platform=platform_name(platform),
         )
         for platform, count in counts.items()
     )

@@ -1,4 +1,5 @@
-"""Pieces several handlers show: the accounts pledged, the reader's zone, dates, the message."""
+"""Pieces several handlers show: the accounts pledged, the reader's zone, dates, the message,
+platforms' names."""
 
 from __future__ import annotations
 
@@ -47,3 +48,10 @@ def long_date(moment: datetime, invocation: Invocation, services: Services) -> s
     """A date written out in the reader's language and time zone."""
     local = moment.astimezone(reader_zone(invocation, services))
     return format_date(local.date(), "long", locale=i18n.current().babel_locale)
+
+
+def platform_name(platform: str) -> str:
+    """A platform's name in a sentence of the current language."""
+    if platform == "console":
+        return _("the console")
+    return {"telegram": "Telegram", "discord": "Discord"}.get(platform, platform)

@@ -21,6 +21,7 @@ from bot.core.types import Invocation, Reply, private
 from bot.services.container import Services
 from bot.services.registry import Arg, Command
 from bot.services.render import paragraphs
+from handlers.common import platform_name
 from storage.base import LinkResult, LinkStatus
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,6 @@ def read_code(text: str) -> str | None:
         digits.append(str(value))
     found = "".join(digits)
     return found if len(found) == DIGITS else None
-
-
-def platform_name(platform: str) -> str:
-    """A platform's name in a sentence of the current language."""
-    if platform == "console":
-        return _("the console")
-    return {"telegram": "Telegram", "discord": "Discord"}.get(platform, platform)
 
 
 async def link(invocation: Invocation, services: Services) -> list[Reply]:

@@ -10,8 +10,7 @@ from bot.core.types import Button, Invocation, Reply, private
 from bot.services.container import Services
 from bot.services.registry import Arg, Choice, Command
 from bot.services.render import paragraphs
-from handlers.common import accounts, long_date
-from handlers.link import platform_name
+from handlers.common import accounts, long_date, platform_name
 from storage.base import NotWiped, StorageError
 
 log = logging.getLogger(__name__)

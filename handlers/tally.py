@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 
 from bot.core import i18n
 from bot.core.i18n import N_, Raw, _, ngettext
@@ -31,17 +30,13 @@ async def board(invocation: Invocation, services: Services) -> list[Reply]:
 
 
 HOUR = Arg("hour", label=N_("at what hour, in the campaign's time zone (optional)"))
-_HOUR = re.compile(r"(\d{1,2})(?:(?::|h|\.)(?:00)?)?")
+_HOUR = re.compile(r"(\d{1,2})(?:[:h.](\d{2})?)?")  # a whole hour: 18, 18h, 18:00
 
 
 def read_hour(text: str) -> int | None:
     """A whole hour typed as 18, 18h, 18:00 or 18h00 (any script's digits); None if not."""
-    folded = "".join(
-        str(unicodedata.digit(ch)) if unicodedata.digit(ch, None) is not None else ch
-        for ch in text.strip().lower()
-    )
-    match = _HOUR.fullmatch(folded)
-    if match is None or int(match[1]) > 23:
+    match = _HOUR.fullmatch(text.strip().lower())  # \d and int() read every script's digits
+    if match is None or int(match[1]) > 23 or int(match[2] or 0):
         return None
     return int(match[1])
 

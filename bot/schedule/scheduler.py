@@ -137,44 +137,33 @@ class ReminderScheduler:
         """The tally post of the local hour now falls in, to the communities whose chosen
         hour it is: made once per hour (None: made already, or the hour began longer ago
         than the grace)."""
-        services = self.services
-        now = now if now is not None else services.clock()
-        local = now.astimezone(services.campaign.zone)
+        now = now if now is not None else self.services.clock()
+        local = now.astimezone(self.services.campaign.zone)
         start = local.replace(minute=0, second=0, microsecond=0)
         if now - start > self.grace:
             return None
-        counts = await services.storage.tally(services.campaign.id, "", None)
-        made = await services.storage.create_broadcast(
-            services.campaign.id,
-            f"tally:{services.campaign.slug}:at:{int(start.timestamp())}",
-            "tally",
-            tally_subject(counts),
-            services.settings.default_language,
-            volunteers=False,
-            tally_posts_only=True,
-            tally_hours=self.hours_due(start),
-            platforms=services.platforms,
-        )
-        if made is not None and made.recipients:
-            log.info("tally post at the chosen hour: %d communities", made.recipients)
-            self.on_broadcast()
-        return made
+        return await self._post_tally(f"at:{int(start.timestamp())}", self.hours_due(start))
 
     async def fire_tally(self, now: datetime | None = None) -> Broadcast | None:
         """The tally post of now's slot, to communities that turned tally posts on: made
         once per slot (a restart or a second firing in the slot makes nothing)."""
+        now = now if now is not None else self.services.clock()
+        return await self._post_tally(str(int(self.slot(now).timestamp())), None)
+
+    async def _post_tally(self, moment: str, hours: list[int] | None) -> Broadcast | None:
+        """One tally broadcast, keyed by its moment, to the communities at these chosen
+        hours (None: those without one), the count snapshotted in its subject."""
         services = self.services
-        now = now if now is not None else services.clock()
-        slot = self.slot(now)
         counts = await services.storage.tally(services.campaign.id, "", None)
         made = await services.storage.create_broadcast(
             services.campaign.id,
-            f"tally:{services.campaign.slug}:{int(slot.timestamp())}",
+            f"tally:{services.campaign.slug}:{moment}",
             "tally",
             tally_subject(counts),
             services.settings.default_language,
             volunteers=False,
             tally_posts_only=True,
+            tally_hours=hours,
             platforms=services.platforms,
         )
         if made is not None and made.recipients:
